@@ -1,0 +1,247 @@
+r"""Treatment regimes: one decision rule per stage.
+
+A regime :math:`d = (d_1, \dots, d_K)` maps each unit's history at stage k to an arm. bayesdtr
+knows four kinds, all represented by :class:`Regime`:
+
+- ``Regime.static(A1=1, A2=0)``: everyone gets the same arm at each stage;
+- ``Regime.dynamic({"A1": fn, ...})``: ``fn(df)`` returns one arm label per row of ``df``;
+- ``Regime.threshold(stage="A1", column="x1", cutoff=0, above=1, below=0)``;
+- ``Regime.optimal()`` (or the string ``"optimal"``): the per-draw argmax of the Q-functions.
+
+Regimes that cover different stages are combined with ``|``; a stage may also be given the
+string ``"optimal"`` to follow the argmax there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesdtr.exceptions import RegimeError
+
+__all__ = ["Regime", "as_regime", "OPTIMAL"]
+
+#: Marker of a stage that follows the (per-draw) optimal rule.
+OPTIMAL = "optimal"
+
+Rule = Callable[[pd.DataFrame], Any] | str
+
+
+class Regime:
+    """A dynamic treatment regime: one rule per stage.
+
+    Build regimes with the constructors :meth:`static`, :meth:`dynamic`, :meth:`threshold` and
+    :meth:`optimal`; combine partial regimes with ``|``.
+
+    Parameters
+    ----------
+    rules : mapping of treatment column to rule
+        Each rule is ``"optimal"`` or a callable ``fn(df) -> arm labels`` (one per row).
+    name : str or None
+        Label used in tables.
+
+    Examples
+    --------
+    >>> import bayesdtr as bd
+    >>> import pandas as pd
+    >>> d = bd.Regime.threshold(stage="A1", column="x1", cutoff=0.0, above=1, below=0)
+    >>> d = d | bd.Regime.static(A2=1)
+    >>> d.assign("A1", pd.DataFrame({"x1": [-1.0, 2.0]}))
+    array([0, 1])
+    >>> d.covers(["A1", "A2"])
+    True
+    """
+
+    def __init__(self, rules: Mapping[str, Rule] | None, *, name: str | None = None) -> None:
+        self._rules: dict[str, Rule] | None = None if rules is None else dict(rules)
+        if self._rules is not None:
+            for stage, rule in self._rules.items():
+                if not (callable(rule) or rule == OPTIMAL):
+                    raise RegimeError(
+                        f"Regime rule for stage {stage!r} must be a callable df -> arm labels or "
+                        f"the string 'optimal'; got {rule!r}. For a fixed arm use "
+                        "Regime.static(...)."
+                    )
+        self.name = name or self._default_name()
+
+    # ----------------------------------------------------------------- constructors
+    @classmethod
+    def optimal(cls) -> Regime:
+        """The per-draw optimal regime (argmax of Q_k over feasible arms at every stage)."""
+        return cls(None, name="optimal")
+
+    @classmethod
+    def static(cls, *, name: str | None = None, **arms: Any) -> Regime:
+        """Give every unit the same arm at each named stage.
+
+        Examples
+        --------
+        >>> import bayesdtr as bd
+        >>> bd.Regime.static(A1="MR", A2="CD").name
+        'static(A1=MR, A2=CD)'
+        """
+        if not arms:
+            raise RegimeError(
+                "Regime.static() needs at least one stage=arm pair, e.g. Regime.static(A1=1, A2=0)."
+            )
+        rules = {stage: _constant_rule(arm) for stage, arm in arms.items()}
+        reg = cls(rules, name=name or "static(" + ", ".join(f"{k}={v}" for k, v in arms.items()) + ")")
+        reg._static_arms = dict(arms)
+        return reg
+
+    @classmethod
+    def dynamic(cls, rules: Mapping[str, Rule], *, name: str | None = None) -> Regime:
+        """A regime from arbitrary rules ``{treatment: fn(df) -> arm labels or "optimal"}``."""
+        if not isinstance(rules, Mapping) or not rules:
+            raise RegimeError(
+                "Regime.dynamic(rules) needs a non-empty dict {treatment column: callable}; "
+                f"got {rules!r}."
+            )
+        return cls(rules, name=name)
+
+    @classmethod
+    def threshold(
+        cls,
+        *,
+        stage: str,
+        column: str,
+        cutoff: float,
+        above: Any,
+        below: Any,
+        name: str | None = None,
+    ) -> Regime:
+        """Give ``above`` where ``df[column] > cutoff`` and ``below`` elsewhere, at one stage."""
+
+        def rule(df: pd.DataFrame) -> np.ndarray:
+            if column not in df.columns:
+                raise RegimeError(
+                    f"Threshold rule for stage {stage!r} uses column {column!r}, which is not in "
+                    f"the data; available columns: {list(df.columns)}."
+                )
+            return np.where(df[column].to_numpy() > cutoff, above, below)
+
+        return cls(
+            {stage: rule},
+            name=name or f"threshold({stage}: {column} > {cutoff:g} -> {above}, else {below})",
+        )
+
+    # ----------------------------------------------------------------- behaviour
+    @property
+    def is_optimal(self) -> bool:
+        """True when every stage follows the optimal rule."""
+        return self._rules is None or all(r == OPTIMAL for r in self._rules.values())
+
+    @property
+    def static_arms(self) -> dict[str, Any] | None:
+        """The arms of a static regime, else None."""
+        return getattr(self, "_static_arms", None)
+
+    def stages(self) -> list[str]:
+        """Treatment columns this regime gives a rule for (empty for the optimal regime)."""
+        return [] if self._rules is None else list(self._rules)
+
+    def covers(self, treatments: Sequence[str]) -> bool:
+        """Whether every treatment in ``treatments`` has a rule."""
+        return self._rules is None or all(t in self._rules for t in treatments)
+
+    def check_covers(self, treatments: Sequence[str]) -> None:
+        """Raise :class:`RegimeError` unless every stage has a rule and no unknown stage is named."""
+        if self._rules is None:
+            return
+        unknown = [t for t in self._rules if t not in treatments]
+        if unknown:
+            raise RegimeError(
+                f"Regime {self.name!r} names stage(s) {unknown} that are not treatments of the "
+                f"model; the treatments are {list(treatments)}."
+            )
+        missing = [t for t in treatments if t not in self._rules]
+        if missing:
+            raise RegimeError(
+                f"Regime {self.name!r} gives no rule for stage(s) {missing}. Add them, e.g. "
+                f"`regime | bd.Regime.static({missing[0]}=...)` or "
+                f"`bd.Regime.dynamic({{{missing[0]!r}: 'optimal', ...}})`."
+            )
+
+    def follows_optimal(self, treatment: str) -> bool:
+        """Whether stage ``treatment`` follows the optimal (argmax) rule."""
+        return self._rules is None or self._rules.get(treatment) == OPTIMAL
+
+    def assign(self, treatment: str, data: pd.DataFrame) -> np.ndarray:
+        """Arm labels that this regime gives at stage ``treatment`` to the rows of ``data``.
+
+        Raises
+        ------
+        RegimeError
+            If the stage follows the optimal rule (which depends on a posterior draw), has no rule,
+            or the rule returns the wrong number of labels.
+        """
+        if self.follows_optimal(treatment):
+            raise RegimeError(
+                f"Stage {treatment!r} of regime {self.name!r} follows the optimal rule, which is "
+                "defined per posterior draw; ask the posterior (e.g. post.optimal_treatment)."
+            )
+        assert self._rules is not None
+        if treatment not in self._rules:
+            raise RegimeError(
+                f"Regime {self.name!r} gives no rule for stage {treatment!r}; it covers "
+                f"{list(self._rules)}."
+            )
+        rule = self._rules[treatment]
+        assert callable(rule)
+        out = rule(data)
+        arr = np.asarray(out.to_numpy() if isinstance(out, pd.Series) else out)
+        if arr.ndim == 0:
+            arr = np.repeat(arr, len(data))
+        if arr.shape != (len(data),):
+            raise RegimeError(
+                f"Rule for stage {treatment!r} of regime {self.name!r} returned shape {arr.shape}; "
+                f"it must return one arm label per row ({len(data)} rows)."
+            )
+        return arr
+
+    def __or__(self, other: Regime) -> Regime:
+        if not isinstance(other, Regime):
+            return NotImplemented
+        if self._rules is None or other._rules is None:
+            raise RegimeError("Cannot combine the optimal regime with '|'; name its stages instead.")
+        overlap = set(self._rules) & set(other._rules)
+        if overlap:
+            raise RegimeError(
+                f"Regimes {self.name!r} and {other.name!r} both give rules for {sorted(overlap)}; "
+                "each stage may have one rule."
+            )
+        merged = Regime({**self._rules, **other._rules}, name=f"{self.name} | {other.name}")
+        if self.static_arms is not None and other.static_arms is not None:
+            merged._static_arms = {**self.static_arms, **other.static_arms}
+        return merged
+
+    def _default_name(self) -> str:
+        if self._rules is None:
+            return "optimal"
+        return "dynamic(" + ", ".join(self._rules) + ")"
+
+    def __repr__(self) -> str:
+        return f"Regime({self.name!r})"
+
+
+def _constant_rule(arm: Any) -> Callable[[pd.DataFrame], np.ndarray]:
+    def rule(df: pd.DataFrame) -> np.ndarray:
+        out = np.empty(len(df), dtype=object if isinstance(arm, str) else type(np.asarray(arm).item()))
+        out[:] = arm
+        return out
+
+    return rule
+
+
+def as_regime(regime: Regime | str) -> Regime:
+    """Turn ``"optimal"`` or a :class:`Regime` into a :class:`Regime`, else raise."""
+    if isinstance(regime, Regime):
+        return regime
+    if isinstance(regime, str) and regime == OPTIMAL:
+        return Regime.optimal()
+    raise RegimeError(
+        f"regime must be 'optimal' or a bd.Regime (static, dynamic, threshold); got {regime!r}."
+    )
