@@ -1,4 +1,9 @@
-"""bayesdtr: Bayesian dynamic treatment regimes."""
+"""bayesdtr: Bayesian dynamic treatment regimes.
+
+Each stage has a hierarchical Bayesian outcome (Q-function) model and a propensity model;
+posterior draws are carried backwards through the stages, so the optimal rule, P(arm optimal)
+and regime values come out as full posteriors.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python
         "Use a 3.12 interpreter (the repository's .python-version selects it under pyenv)."
     )
 
+from bayesdtr.data.datasets import list_datasets, load_data
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import (
     BayesDTRError,
@@ -19,19 +25,31 @@ from bayesdtr.exceptions import (
     RegimeError,
     SpecificationError,
 )
+from bayesdtr.io import load
+from bayesdtr.model import DTRModel
+from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
+from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BayesDTRError",
+    "DTRModel",
+    "DTRPosterior",
     "DataError",
     "FitError",
     "KnownPropensity",
     "PriorError",
     "Regime",
+    "Scenario",
     "RegimeError",
     "SpecificationError",
     "Stage",
     "__version__",
+    "list_datasets",
+    "load",
+    "load_data",
+    "list_scenarios",
+    "scenario",
 ]

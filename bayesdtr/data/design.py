@@ -102,6 +102,42 @@ class StageDesign:
         """Regression design of the observed arms."""
         return self.full_design(self.X_main, self.X_contrast, self.a)
 
+    def _centering(self, X: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """Column means to subtract (non-constant columns, only if an intercept column exists)."""
+        ones = np.flatnonzero(np.all(X == 1.0, axis=0))
+        if len(ones) == 0:
+            return np.zeros(X.shape[1]), None
+        mu = X.mean(axis=0)
+        mu[np.ptp(X, axis=0) == 0] = 0.0
+        return mu, int(ones[0])
+
+    @property
+    def X_centered(self) -> np.ndarray:
+        """Regression design with covariates centred on the stage's units (intercepts kept).
+
+        Both engines fit (and put their priors on) the centred parametrization, whose intercepts
+        are the Q-values at the covariate means: better geometry for NUTS, and an intercept
+        prior that does not depend on where zero lies. :meth:`uncenter` maps draws back.
+        """
+        mu_m, _ = self._centering(self.X_main)
+        mu_c, _ = self._centering(self.X_contrast)
+        return self.full_design(self.X_main - mu_m, self.X_contrast - mu_c, self.a)
+
+    def uncenter(self, theta_c: np.ndarray) -> np.ndarray:
+        """Map coefficient draws (S, p) of the centred design to the original design."""
+        theta = np.array(theta_c, dtype=float, copy=True)
+        mu_m, i0 = self._centering(self.X_main)
+        pm_ = self.X_main.shape[1]
+        if i0 is not None:
+            theta[:, i0] -= theta_c[:, :pm_] @ mu_m
+        mu_c, j0 = self._centering(self.X_contrast)
+        pc = self.X_contrast.shape[1]
+        if j0 is not None:
+            for j in range(1, self.n_arms):
+                block = slice(pm_ + (j - 1) * pc, pm_ + j * pc)
+                theta[:, pm_ + (j - 1) * pc + j0] -= theta_c[:, block] @ mu_c
+        return theta
+
 
 @dataclass
 class DTRDesign:

@@ -1,0 +1,117 @@
+"""Convergence diagnostics and summary tables of a :class:`~bayesdtr.DTRPosterior`.
+
+Closed-form stages (conjugate, robust) draw independently, so their R-hat is about 1 and their
+ESS about the number of draws; they are still reported, to be checked the same way. MCMC stages
+report divergences, R-hat and ESS over the pooled chains (with multiple imputation, every chain
+holds draws of every imputation).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from bayesdtr.constants import HDI_PROB
+
+if TYPE_CHECKING:
+    from bayesdtr.posterior import DTRPosterior
+
+__all__ = ["summary_table", "diagnostics_table", "diagnostics_message", "RHAT_MAX", "ESS_MIN"]
+
+#: R-hat above this is reported.
+RHAT_MAX = 1.01
+#: Bulk or tail ESS below this (per stage, all chains) is reported.
+ESS_MIN = 400
+
+
+def _summary_dataset(post: DTRPosterior, k: int):
+    ds = post._stage_posterior(k)
+    sd = post.design.stages[k]
+    keep = [v for v in ds.data_vars if v not in ("ancestor",)]
+    ds = ds[keep]
+    ref = sd.arms[0]
+    ref_coord = str(ref) if any(isinstance(a, str) for a in sd.arms) else ref
+    for v in list(ds.data_vars):
+        if "arm" in ds[v].dims:
+            ds[v] = ds[v].drop_sel(arm=[ref_coord]) if ref_coord in ds[v].arm.values else ds[v]
+    return ds.drop_sel(arm=[ref_coord]) if "arm" in ds.dims else ds
+
+
+def summary_table(post: DTRPosterior, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """Posterior summary of every stage's outcome parameters (reference-arm zeros left out)."""
+    frames = []
+    for k, sd in enumerate(post.design.stages):
+        ds = _summary_dataset(post, k)
+        s = az.summary(ds, ci_prob=hdi_prob, ci_kind="hdi", round_to="none")
+        s = s.apply(pd.to_numeric, errors="coerce")
+        s.index = [f"{sd.treatment}::{i}" for i in s.index]
+        s.insert(0, "stage", sd.treatment)
+        frames.append(s)
+    return pd.concat(frames)
+
+
+def diagnostics_table(post: DTRPosterior) -> pd.DataFrame:
+    """One row per stage (and propensity model): engine, divergences, max R-hat, min ESS."""
+    rows = []
+    summ = post.summary()
+    for k, (sd, fit) in enumerate(zip(post.design.stages, post.fits, strict=True)):
+        s = summ[summ["stage"] == sd.treatment]
+        div = int(np.sum(fit.stats["diverging"])) if "diverging" in fit.stats else 0
+        rows.append(
+            {
+                "stage": sd.treatment,
+                "model": "outcome",
+                "engine": fit.engine,
+                "fits": max(fit.n_fits, 1),
+                "divergences": div,
+                "max_r_hat": float(s["r_hat"].max()),
+                "min_ess_bulk": float(s["ess_bulk"].min()),
+                "min_ess_tail": float(s["ess_tail"].min()),
+                "compile_s": fit.compile_seconds,
+                "sample_s": fit.sample_seconds,
+            }
+        )
+        pr = post.propensities[k]
+        if pr is not None and pr.gamma is not None:
+            g = pr.gamma.reshape((pr.chains, pr.draws) + pr.gamma.shape[1:])
+            r = float(np.nanmax(az.rhat(np.asarray(g))))
+            e = float(np.nanmin(az.ess(np.asarray(g))))
+            rows.append(
+                {
+                    "stage": sd.treatment,
+                    "model": "propensity",
+                    "engine": "mcmc",
+                    "fits": 1,
+                    "divergences": int(np.sum(pr.stats.get("diverging", 0))),
+                    "max_r_hat": r,
+                    "min_ess_bulk": e,
+                    "min_ess_tail": np.nan,
+                    "compile_s": pr.compile_seconds,
+                    "sample_s": pr.sample_seconds,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def diagnostics_message(post: DTRPosterior) -> str:
+    """A warning text listing problems, or "" when none."""
+    tab = diagnostics_table(post)
+    problems = []
+    for _, r in tab.iterrows():
+        label = f"stage {r['stage']!r} ({r['model']})"
+        if r["divergences"] > 0:
+            problems.append(f"{label}: {int(r['divergences'])} divergent transitions")
+        if np.isfinite(r["max_r_hat"]) and r["max_r_hat"] > RHAT_MAX:
+            problems.append(f"{label}: R-hat up to {r['max_r_hat']:.3f} (> {RHAT_MAX})")
+        if np.isfinite(r["min_ess_bulk"]) and r["min_ess_bulk"] < ESS_MIN:
+            problems.append(f"{label}: bulk ESS down to {r['min_ess_bulk']:.0f} (< {ESS_MIN})")
+    if not problems:
+        return ""
+    return (
+        "Sampling diagnostics need attention: "
+        + "; ".join(problems)
+        + ". Increase tune/draws, or see post.diagnostics() and post.summary()."
+    )

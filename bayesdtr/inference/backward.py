@@ -1,0 +1,302 @@
+r"""Backward induction on posterior draws (the cut posterior).
+
+Let :math:`G = \sum_k R_k + Y` be the return. Going backwards from the last stage K, with
+:math:`V_{K+1} = Y`, stage k's regression target is :math:`T_k = R_k + V_{k+1}` and, for each
+posterior draw s of stage k+1, the value-to-go :math:`V_{k+1}^{(s)}` of a unit that reaches stage
+k+1 is built from :math:`Q_{k+1}^{(s)}` and the regime's arm :math:`d^{(s)}` (the feasible argmax
+for the optimal regime):
+
+- ``"mean"``: :math:`V = Q^{(s)}(H, d^{(s)})` (Q-learning);
+- ``"predictive"`` (Murray, Yuan and Thall 2018): :math:`V = T` where the unit received
+  :math:`d^{(s)}`, else a draw from the posterior predictive under :math:`d^{(s)}`;
+- ``"augmented"``: :math:`V = T + Q^{(s)}(H, d^{(s)}) - Q^{(s)}(H, A)`.
+
+Units that do not reach stage k+1 carry :math:`V_{k+1} = T_{k+1}`. Stage k's parameters are drawn
+from :math:`p(\theta_k \mid \text{data}, T_k^{(s)})`, one (conjugate, robust) or a block of
+(MCMC by multiple imputation) stage-k draws per stage-(k+1) draw, recorded as the ancestor.
+Nothing of stage k flows back into stage k+1 (Plummer 2015).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from bayesdtr.data.design import DTRDesign, StageDesign
+from bayesdtr.exceptions import FitError, RegimeError
+from bayesdtr.inference.conjugate import nig_draws, robust_draws
+from bayesdtr.inference.draws import PropensityDraws, StageDraws, q_linear, q_response
+from bayesdtr.models.priors import StagePriors, nig_hyper
+from bayesdtr.models.propensity import propensity_probabilities
+from bayesdtr.regimes import Regime
+
+__all__ = ["FitSettings", "Induction", "stage_engines"]
+
+Propagation = Literal["mean", "predictive", "augmented"]
+
+
+@dataclass
+class FitSettings:
+    """Settings of one backward induction."""
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    propagation: Propagation = "mean"
+    engine: str = "auto"
+    sampler: str = "nutpie"
+    imputations: int = 100
+    robust: bool = False
+    progressbar: bool = False
+    group_contrast: bool = False
+    max_chunk_elements: int = 20_000_000
+
+    @property
+    def total(self) -> int:
+        return self.draws * self.chains
+
+
+def stage_engines(design: DTRDesign, settings: FitSettings, priors: dict[str, StagePriors]) -> list[str]:
+    """The engine of each stage ("conjugate", "mcmc" or "robust"), checking the request."""
+    out = []
+    for k, sd in enumerate(design.stages):
+        last = k == len(design.stages) - 1
+        reasons = []
+        if last and design.family != "gaussian":
+            reasons.append(f"the final outcome family is {design.family!r}")
+        if design.group is not None:
+            reasons.append(f"group={design.group!r} adds hierarchical effects")
+        if not priors[sd.treatment].conjugate_compatible:
+            reasons.append("its beta/psi/sigma priors are user overrides")
+        if settings.robust:
+            if design.group is not None or (last and design.family != "gaussian"):
+                raise FitError(
+                    f"robust=True (dWOLS by weighted Bayesian bootstrap) needs Gaussian stages "
+                    f"without group effects; stage {sd.treatment!r} has: {'; '.join(reasons)}. "
+                    "Use robust=False."
+                )
+            if sd.stage.propensity is None:
+                raise FitError(
+                    f"robust=True needs a propensity model at every stage; stage "
+                    f"{sd.treatment!r} has propensity=None. Give a formula (e.g. propensity='x1') "
+                    "or bd.KnownPropensity({...}) for a randomized stage."
+                )
+            out.append("robust")
+        elif settings.engine == "conjugate":
+            if reasons:
+                raise FitError(
+                    f"engine='conjugate' is exact only for linear Gaussian stages without groups "
+                    f"and with default priors; stage {sd.treatment!r} is not: {'; '.join(reasons)}. "
+                    "Use engine='auto' or 'mcmc'."
+                )
+            out.append("conjugate")
+        elif settings.engine == "mcmc":
+            out.append("mcmc")
+        else:
+            out.append("mcmc" if reasons else "conjugate")
+    return out
+
+
+class Induction:
+    """Backward induction of one regime over a validated design."""
+
+    def __init__(
+        self,
+        design: DTRDesign,
+        settings: FitSettings,
+        priors: dict[str, StagePriors],
+        propensities: list[PropensityDraws | None],
+        regime: Regime,
+        seed: np.random.SeedSequence,
+        samplers: dict | None = None,
+    ) -> None:
+        self.design = design
+        self.settings = settings
+        self.priors = priors
+        self.propensities = propensities
+        self.regime = regime
+        self.engines = stage_engines(design, settings, priors)
+        self.K = len(design.stages)
+        self.fits: list[StageDraws | None] = [None] * self.K
+        self.samplers = samplers if samplers is not None else {}
+        seeds = seed.spawn(self.K + 1)
+        self.rngs = [np.random.default_rng(s) for s in seeds]
+        self._fixed: dict[int, np.ndarray] = {}
+        regime.check_covers(design.treatments)
+
+    # ------------------------------------------------------------------ public
+    def run(self) -> list[StageDraws]:
+        for k in reversed(range(self.K)):
+            self.fits[k] = self._fit_stage(k)
+        return self.fits  # type: ignore[return-value]
+
+    def family(self, k: int) -> str:
+        return self.design.family if k == self.K - 1 else "gaussian"
+
+    def chunk_size(self, k: int) -> int:
+        sd = self.design.stages[k]
+        per = max(self.design.n, 1) * max(sd.n_arms, 2) * (self.K - k + 1)
+        return max(1, min(self.settings.total, self.settings.max_chunk_elements // per))
+
+    def observed_return(self) -> np.ndarray:
+        return self.design.y + sum(sd.reward for sd in self.design.stages)
+
+    def q_observed(self, k: int, idx: np.ndarray) -> np.ndarray:
+        """Q_k on the outcome scale for the units of stage k: (len(idx), n_k, m)."""
+        sd = self.design.stages[k]
+        g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
+        lin = q_linear(sd, self.fits[k], idx, sd.X_main, sd.X_contrast, g)  # type: ignore[arg-type]
+        return q_response(lin, self.family(k))
+
+    def decisions(self, k: int, q: np.ndarray) -> np.ndarray:
+        """Arm codes chosen by the regime at stage k for each draw: (S, n_k)."""
+        sd = self.design.stages[k]
+        if self.regime.follows_optimal(sd.treatment):
+            masked = np.where(sd.feasible[None, :, :], q, -np.inf)
+            return np.argmax(masked, axis=2)
+        return np.broadcast_to(self.fixed_decisions(k), q.shape[:2])
+
+    def fixed_decisions(self, k: int) -> np.ndarray:
+        if k not in self._fixed:
+            sd = self.design.stages[k]
+            self._fixed[k] = regime_codes(self.regime, sd, self.design.data.iloc[sd.units], sd.feasible)
+        return self._fixed[k]
+
+    def target_for_fit(self, k: int, idx_next: np.ndarray | None) -> np.ndarray:
+        """Stage k's regression targets T_k for the units of stage k: (len(idx), n_k)."""
+        sd = self.design.stages[k]
+        if k == self.K - 1:
+            return (self.design.y + sd.reward)[sd.units][None, :]
+        V = self.value_to_go(k + 1, idx_next)  # type: ignore[arg-type]
+        return (sd.reward[None, :] + V)[:, sd.units]
+
+    def value_to_go(self, k: int, idx: np.ndarray, propagation: str | None = None) -> np.ndarray:
+        """V_k for draws ``idx`` of stage k, for all n units: (len(idx), n)."""
+        prop = propagation or self.settings.propagation
+        sd = self.design.stages[k]
+        n = self.design.n
+        everyone = sd.n_units == n
+        need_T = prop != "mean" or not everyone
+        if need_T:
+            if k == self.K - 1:
+                T = np.broadcast_to(self.design.y + sd.reward, (len(idx), n)).copy()
+            else:
+                anc = self.fits[k].ancestor[idx]  # type: ignore[union-attr]
+                T = sd.reward[None, :] + self.value_to_go(k + 1, anc)
+            V = T.copy()
+        else:
+            V = np.empty((len(idx), n))
+        q = self.q_observed(k, idx)
+        d = self.decisions(k, q)
+        qd = np.take_along_axis(q, d[..., None], axis=2)[..., 0]
+        if prop == "mean":
+            V[:, sd.units] = qd
+        elif prop == "augmented":
+            qa = q[:, np.arange(sd.n_units), sd.a]
+            V[:, sd.units] = T[:, sd.units] + qd - qa
+        else:  # predictive
+            rng = self.rngs[k]
+            if self.family(k) == "bernoulli":
+                draw = (rng.random(qd.shape) < qd).astype(float)
+            else:
+                sigma = self.fits[k].sigma[idx]  # type: ignore[union-attr,index]
+                draw = qd + sigma[:, None] * rng.standard_normal(qd.shape)
+            V[:, sd.units] = np.where(d == sd.a[None, :], T[:, sd.units], draw)
+        return V
+
+    def stage1_values(self, idx: np.ndarray) -> np.ndarray:
+        """Per-unit value of the regime from stage 1 on (Q-based): (len(idx), n)."""
+        return self.value_to_go(0, idx, propagation="mean")
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_stage(self, k: int) -> StageDraws:
+        engine = self.engines[k]
+        if engine == "mcmc":
+            from bayesdtr.inference.imputation import fit_stage_mcmc
+
+            return fit_stage_mcmc(self, k)
+        return self._fit_closed_form(k, engine)
+
+    def _fit_closed_form(self, k: int, engine: str) -> StageDraws:
+        sd = self.design.stages[k]
+        S = self.settings.total
+        rng = self.rngs[k]
+        X = sd.X_centered
+        theta = np.empty((S, sd.n_coef))
+        sigma = np.empty(S)
+        hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, self.observed_return()[sd.units])
+        last = k == self.K - 1
+        step = self.chunk_size(k)
+        for start in range(0, S, step):
+            idx = np.arange(start, min(S, start + step))
+            T = self.target_for_fit(k, None if last else idx)
+            if engine == "conjugate":
+                th, sg = nig_draws(X, T, hyper, rng, n_draws=len(idx) if last else None)
+            else:
+                if last:
+                    T = np.broadcast_to(T, (len(idx), T.shape[1]))
+                prop = propensity_for(self.propensities[k], sd, self.design, idx)
+                th, sg = robust_draws(X, T, sd.a, prop, rng)
+            theta[idx] = sd.uncenter(th)
+            sigma[idx] = sg
+        return StageDraws(
+            theta=theta,
+            sigma=sigma,
+            chains=self.settings.chains,
+            draws=self.settings.draws,
+            engine=engine,
+            ancestor=None if last else np.arange(S),
+        )
+
+
+def propensity_for(
+    pd_: PropensityDraws | None, sd: StageDesign, design: DTRDesign, idx: np.ndarray
+) -> np.ndarray:
+    """Propensity probabilities of the stage's units: (len(idx), n_k, m), or (n_k, m) if known."""
+    if pd_ is None:
+        raise FitError(f"Stage {sd.treatment!r} has no propensity model; give propensity= in its bd.Stage.")
+    if pd_.known is not None:
+        return np.broadcast_to(pd_.known, (sd.n_units, sd.n_arms))
+    assert pd_.gamma is not None and sd.X_prop is not None
+    g = None if design.group_codes is None else design.group_codes[sd.units]
+    ge = None if pd_.group_effect is None else pd_.group_effect[idx]
+    return propensity_probabilities(pd_.gamma[idx], sd.X_prop, ge, g)
+
+
+def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) -> np.ndarray:
+    """Arm codes that a (non-optimal) regime assigns at stage ``sd``; checks feasibility."""
+    labels = regime.assign(sd.treatment, rows)
+    code_of = {a: i for i, a in enumerate(sd.arms)}
+    codes = np.empty(len(labels), dtype=np.int64)
+    for i, lab in enumerate(labels):
+        key = lab.item() if isinstance(lab, np.generic) else lab
+        if key not in code_of:
+            raise RegimeError(
+                f"Regime {regime.name!r} assigns arm {key!r} at stage {sd.treatment!r} to unit "
+                f"{rows.index[i]!r}, but the arms of that stage are {sd.arms}."
+            )
+        codes[i] = code_of[key]
+    bad = ~feasible[np.arange(len(codes)), codes]
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise RegimeError(
+            f"Regime {regime.name!r} assigns infeasible arm {sd.arms[codes[i]]!r} at stage "
+            f"{sd.treatment!r} to unit {rows.index[i]!r} ({int(bad.sum())} units in all); the "
+            f"unit's feasible arms are {[a for a, f in zip(sd.arms, feasible[i], strict=True) if f]}."
+        )
+    return codes
+
+
+def bayesian_bootstrap_mean(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Per-draw Dirichlet(1, ..., 1)-weighted mean over units: (S, n) -> (S,)."""
+    w = rng.exponential(1.0, size=values.shape)
+    return np.sum(w * values, axis=1) / np.sum(w, axis=1)
+
+
+def n_blocks(draws: int, imputations: int) -> tuple[int, int]:
+    """Imputations M and draws per chain per imputation so that M * per >= draws."""
+    m = max(1, min(imputations, draws))
+    return m, math.ceil(draws / m)

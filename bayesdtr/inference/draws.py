@@ -1,0 +1,104 @@
+"""Containers of per-stage posterior draws and the Q-function they imply.
+
+Draws are stored flat: draw ``s = chain * n_draws + draw``. Each stage before the last records,
+for each of its draws, the ``ancestor``: the index of the later stage's draw whose pseudo-outcome
+it was fitted to. Following ancestors recovers a coherent draw of every stage (the cut posterior).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import expit
+
+from bayesdtr.data.design import StageDesign
+
+__all__ = ["StageDraws", "PropensityDraws", "q_linear", "q_response"]
+
+
+@dataclass
+class StageDraws:
+    """Posterior draws of one stage's outcome model."""
+
+    theta: np.ndarray  # (S, p) = [beta, psi_1, ..., psi_{m-1}]
+    sigma: np.ndarray | None  # (S,) (None for a Bernoulli stage)
+    chains: int
+    draws: int
+    engine: str  # "conjugate" | "mcmc" | "robust"
+    family: str = "gaussian"
+    group_intercept: np.ndarray | None = None  # (S, G)
+    group_contrast: np.ndarray | None = None  # (S, G, m-1)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # (S, ...) other parameters
+    ancestor: np.ndarray | None = None  # (S,) indices into the next stage's draws
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # (S,) sampler statistics
+    compile_seconds: float = 0.0
+    sample_seconds: float = 0.0
+    n_fits: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.theta.shape[0]
+
+
+@dataclass
+class PropensityDraws:
+    """Posterior draws of one stage's propensity model, or its known probabilities."""
+
+    known: np.ndarray | None = None  # (m,)
+    gamma: np.ndarray | None = None  # (S, m-1, q)
+    group_effect: np.ndarray | None = None  # (S, G, m-1)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
+    chains: int = 0
+    draws: int = 0
+    compile_seconds: float = 0.0
+    sample_seconds: float = 0.0
+
+
+def q_linear(
+    sd: StageDesign,
+    dr: StageDraws,
+    idx: np.ndarray,
+    X_main: np.ndarray,
+    X_contrast: np.ndarray,
+    group_codes: np.ndarray | None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Linear predictor of Q_k(h, a) for draws ``idx``: (len(idx), n, n_arms).
+
+    ``group_codes`` of -1 mark groups unseen in the data: their effects are drawn from the
+    group-level distribution (posterior predictive for a new group), which needs ``rng``.
+    """
+    p_main = X_main.shape[1]
+    p_con = X_contrast.shape[1]
+    th = dr.theta[idx]
+    base = th[:, :p_main] @ X_main.T  # (S, n)
+    if dr.group_intercept is not None and group_codes is not None:
+        base = base + _group_values(dr.group_intercept[idx], group_codes, dr.extras.get("group_sd"), idx, rng)
+    out = np.empty(base.shape + (sd.n_arms,))
+    out[..., 0] = base
+    for j in range(1, sd.n_arms):
+        psi = th[:, p_main + (j - 1) * p_con : p_main + j * p_con]
+        out[..., j] = base + psi @ X_contrast.T
+        if dr.group_contrast is not None and group_codes is not None:
+            sdv = dr.extras.get("group_contrast_sd")
+            sdv = None if sdv is None else sdv[:, j - 1]
+            out[..., j] += _group_values(dr.group_contrast[idx, :, j - 1], group_codes, sdv, idx, rng)
+    return out
+
+
+def _group_values(effects, codes, scale, idx, rng):
+    known = codes >= 0
+    vals = np.zeros((effects.shape[0], len(codes)))
+    vals[:, known] = effects[:, codes[known]]
+    if (~known).any():
+        if scale is None or rng is None:
+            raise ValueError("new groups need the group-level SD draws and an rng")
+        vals[:, ~known] = rng.standard_normal((effects.shape[0], int((~known).sum()))) * scale[idx][:, None]
+    return vals
+
+
+def q_response(lin: np.ndarray, family: str) -> np.ndarray:
+    """Q on the outcome scale: identity (Gaussian) or inverse logit (Bernoulli)."""
+    return expit(lin) if family == "bernoulli" else lin

@@ -1,0 +1,110 @@
+"""MCMC fits of a stage's outcome model: NUTS at the last stage, multiple imputation before.
+
+Earlier stages are refitted on M pseudo-outcome vectors, each built from one draw of the later
+stage (the ancestor). The stage model is compiled once; each imputation swaps the data
+(:class:`~bayesdtr.inference.sampling.NUTSSampler`). The M fits, each ``ceil(draws / M)`` draws
+per chain, are pooled along the draw axis: the pooled draws sample the cut posterior
+:math:`\\int p(\\theta_k \\mid T_k(\\theta_{k+1}))\\, p(\\theta_{k+1} \\mid \\text{data})\\, d\\theta_{k+1}`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bayesdtr.inference.draws import StageDraws
+from bayesdtr.inference.sampling import NUTSSampler
+from bayesdtr.models.outcome import build_outcome_model
+from bayesdtr.models.priors import nig_hyper
+
+if TYPE_CHECKING:
+    from bayesdtr.inference.backward import Induction
+
+__all__ = ["fit_stage_mcmc", "flatten_draws"]
+
+
+def flatten_draws(arr: np.ndarray) -> np.ndarray:
+    """(chains, draws, ...) -> (chains * draws, ...)."""
+    return arr.reshape((arr.shape[0] * arr.shape[1],) + arr.shape[2:])
+
+
+def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
+    """Fit stage ``k`` of ``ind`` by NUTS (multiple imputation when k is not the last stage)."""
+    from bayesdtr.inference.backward import n_blocks
+
+    design, st = ind.design, ind.settings
+    sd = design.stages[k]
+    family = ind.family(k)
+    last = k == ind.K - 1
+    rng = ind.rngs[k]
+    g_obs = ind.observed_return()[sd.units]
+    hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, g_obs) if family == "gaussian" else None
+    if last:
+        targets = ind.target_for_fit(k, None)
+        ancestors = None
+        m, per = 1, st.draws
+    else:
+        m, per = n_blocks(st.draws, st.imputations)
+        n_next = ind.fits[k + 1].n  # type: ignore[union-attr]
+        ancestors = rng.choice(n_next, size=m, replace=m > n_next)
+        targets = ind.target_for_fit(k, ancestors)
+    key = ("outcome", k, st.sampler)
+    if key not in ind.samplers:
+        om = build_outcome_model(
+            sd,
+            targets[0],
+            family=family,
+            priors=ind.priors[sd.treatment],
+            hyper=hyper,
+            group_codes=None if design.group_codes is None else design.group_codes[sd.units],
+            n_groups=len(design.group_levels),
+            group_contrast=st.group_contrast,
+            target_scale=float(np.std(g_obs)) or 1.0,
+        )
+        ind.samplers[key] = (om, NUTSSampler(om.model, sampler=st.sampler))  # type: ignore[arg-type]
+    om, sampler = ind.samplers[key]
+    compile_before = sampler.compile_seconds
+    seeds = rng.integers(0, 2**31 - 1, size=m)
+    blocks = []
+    seconds = 0.0
+    for j in range(m):
+        res = sampler.run(
+            om.data_for(targets[j]),
+            draws=per,
+            tune=st.tune,
+            chains=st.chains,
+            seed=int(seeds[j]),
+            progressbar=st.progressbar,
+        )
+        seconds += res.seconds
+        blocks.append(res)
+    post = {name: np.concatenate([b.draws[name] for b in blocks], axis=1)[:, : st.draws] for name in blocks[0].draws}
+    stats = {name: np.concatenate([b.stats[name] for b in blocks], axis=1)[:, : st.draws] for name in blocks[0].stats}
+    beta = flatten_draws(post["beta"])
+    psi = flatten_draws(post["psi"])
+    theta = sd.uncenter(np.concatenate([beta, psi.reshape(psi.shape[0], -1)], axis=1))
+    anc = None
+    if ancestors is not None:
+        block_of_draw = np.repeat(np.arange(m), per)[: st.draws]
+        anc = np.tile(ancestors[block_of_draw], st.chains)
+    extras = {}
+    for name in ("group_sd", "group_contrast_sd"):
+        if name in post:
+            extras[name] = flatten_draws(post[name])
+    return StageDraws(
+        theta=theta,
+        sigma=flatten_draws(post["sigma"]) if "sigma" in post else None,
+        chains=st.chains,
+        draws=st.draws,
+        engine="mcmc",
+        family=family,
+        group_intercept=flatten_draws(post["group_intercept"]) if "group_intercept" in post else None,
+        group_contrast=flatten_draws(post["group_contrast"]) if "group_contrast" in post else None,
+        extras=extras,
+        ancestor=anc,
+        stats={name: flatten_draws(v) for name, v in stats.items()},
+        compile_seconds=sampler.compile_seconds if compile_before == 0.0 else 0.0,
+        sample_seconds=seconds,
+        n_fits=m,
+    )

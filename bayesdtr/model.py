@@ -1,0 +1,244 @@
+"""DTRModel: validate a multi-stage specification, then fit it by Bayesian backward induction."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
+from bayesdtr.data.design import build_design
+from bayesdtr.data.spec import KnownPropensity, Stage
+from bayesdtr.exceptions import FitError, SpecificationError
+from bayesdtr.inference.backward import FitSettings, Induction, stage_engines
+from bayesdtr.inference.propensity_fit import fit_propensities
+from bayesdtr.models.priors import OUTCOME_PRIORS, PROPENSITY_PRIORS, resolve_priors
+from bayesdtr.regimes import Regime
+
+__all__ = ["DTRModel"]
+
+
+class DTRModel:
+    r"""A Bayesian dynamic treatment regime model.
+
+    Each stage k has an outcome (Q-function) model
+
+    .. math::
+
+        T_k \mid H_k, A_k = a \sim \mathrm{Normal}\Big(\mathrm{main}_k(H_k)^\top\beta_k
+            + 1\{a \ne \mathrm{ref}\}\,\mathrm{contrast}_k(H_k)^\top\psi_{k,a}
+            + u_{g}, \sigma_k\Big)
+
+    (Bernoulli with a logit link for a binary final outcome), where :math:`T_K` is the final
+    outcome and :math:`T_k` for k < K is the pseudo-outcome carried back from stage k+1 (see
+    :mod:`bayesdtr.inference.backward`), and optionally a propensity model of :math:`A_k`.
+    Construction validates the data and builds every design; :meth:`fit` samples.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Wide data, one row per unit.
+    stages : list of Stage
+        Stages in time order.
+    outcome : str
+        Final outcome column (larger is better).
+    family : {"gaussian", "bernoulli"}, default "gaussian"
+        Family of the final outcome.
+    group : str or None
+        Cluster column (site, clinic) for hierarchical random intercepts.
+    group_contrast : bool, default False
+        Also give each group its own treatment effects (random contrast intercepts per arm),
+        partially pooled across groups. Needs ``group``.
+    id : str or None
+        Unit id column; duplicates are an error.
+    priors : dict or None
+        Prior overrides by name (see :mod:`bayesdtr.models.priors`).
+
+    Examples
+    --------
+    >>> import bayesdtr as bd
+    >>> df = bd.load_data("bmi")
+    >>> df["y"] = -100 * (df.month12BMI - df.baselineBMI) / df.baselineBMI
+    >>> model = bd.DTRModel(df, [
+    ...     bd.Stage("A1", main="race + parentBMI + baselineBMI",
+    ...              contrast="1 + race + parentBMI + baselineBMI"),
+    ...     bd.Stage("A2", main="race + parentBMI + month4BMI",
+    ...              contrast="1 + race + parentBMI + month4BMI")], outcome="y")
+    >>> post = model.fit(draws=200, chains=2, random_seed=1, progressbar=False)
+    >>> post.prob_optimal(stage=2).shape
+    (210, 2)
+    """
+
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        stages: Sequence[Stage],
+        *,
+        outcome: str,
+        family: Literal["gaussian", "bernoulli"] = "gaussian",
+        group: str | None = None,
+        group_contrast: bool = False,
+        id: str | None = None,
+        priors: Mapping[str, Any] | None = None,
+    ) -> None:
+        if group_contrast and group is None:
+            raise SpecificationError("group_contrast=True needs group= (the cluster column).")
+        self.design = build_design(data, stages, outcome=outcome, family=family, group=group, id=id)
+        self.stages = list(stages)
+        self.outcome = outcome
+        self.family = family
+        self.group = group
+        self.group_contrast = group_contrast
+        self.id = id
+        self.priors_input = dict(priors) if priors else {}
+        self.stage_priors = resolve_priors(priors, self.design.treatments)
+
+    @property
+    def data(self) -> pd.DataFrame:
+        return self.design.data
+
+    def __str__(self) -> str:
+        d = self.design
+        lines = [f"DTRModel: {len(d.stages)} stage(s), {d.n} units, outcome {d.outcome!r} ({d.family})"]
+        if d.group is not None:
+            lines.append(
+                f"  groups: {d.group!r} ({len(d.group_levels)} levels), random intercepts"
+                + (" and random contrasts" if self.group_contrast else "")
+            )
+        engines = stage_engines(d, FitSettings(), self.stage_priors)
+        for sd, eng in zip(d.stages, engines, strict=True):
+            st = sd.stage
+            lines.append(f"  stage {sd.position}: {st.treatment!r}, arms {sd.arms} (reference {sd.arms[0]!r}), {sd.n_units} units")
+            lines.append(f"    main:       {st.main}  -> {sd.main_terms}")
+            lines.append(f"    contrast:   {st.contrast}  -> {sd.contrast_terms}")
+            prop = st.propensity
+            if isinstance(prop, KnownPropensity):
+                ptxt = f"known {prop.probabilities}"
+            else:
+                ptxt = "none" if prop is None else f"logit({prop})"
+            lines.append(f"    propensity: {ptxt}")
+            if st.reward is not None:
+                lines.append(f"    reward:     {st.reward}")
+            if st.feasible is not None:
+                lines.append("    feasible:   rule given")
+            over = self.stage_priors[st.treatment].overrides
+            lines.append(
+                "    priors:     "
+                + (", ".join(f"{k}={v}" for k, v in over.items()) if over else "defaults (weakly informative, scaled to the data)")
+            )
+            lines.append(f"    engine (auto): {eng}")
+        lines.append(f"  prior names: {list(OUTCOME_PRIORS) + list(PROPENSITY_PRIORS)}")
+        lines.append("Next: post = model.fit(random_seed=1); then post.value('optimal'), post.prob_optimal(stage=1).")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def fit(
+        self,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed: int | None = None,
+        propagation: Literal["mean", "predictive", "augmented"] = "mean",
+        engine: Literal["auto", "conjugate", "mcmc"] = "auto",
+        sampler: Literal["nutpie", "pymc", "numpyro"] = "nutpie",
+        imputations: int = 100,
+        robust: bool = False,
+        progressbar: bool = True,
+        warn: bool = True,
+    ):
+        """Fit every stage by backward induction and return a :class:`~bayesdtr.DTRPosterior`.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Posterior draws per chain, tuning steps (MCMC only) and chains. Every stage ends up
+            with ``chains * draws`` draws.
+        random_seed : int or None
+            Seed of everything random (MCMC, closed-form draws, Bayesian bootstrap). The same seed
+            gives identical posteriors. None draws a seed and records it in ``post.tree.attrs``.
+        propagation : {"mean", "predictive", "augmented"}
+            Pseudo-outcome rule (see :mod:`bayesdtr.inference.backward`).
+        engine : {"auto", "conjugate", "mcmc"}
+            "conjugate" is exact for linear Gaussian stages without groups and default priors;
+            "auto" uses it wherever it is exact and MCMC elsewhere.
+        sampler : {"nutpie", "pymc", "numpyro"}
+            NUTS implementation for MCMC stages and propensity models.
+        imputations : int, default 20
+            Pseudo-outcome vectors M per earlier MCMC stage (multiple imputation).
+        robust : bool, default False
+            Doubly robust contrasts (dWOLS overlap weights with propensity draws, Bayesian
+            bootstrap); needs a propensity model at every stage. Best paired with
+            ``propagation="augmented"``, whose pseudo-outcome depends only on the contrasts.
+        progressbar : bool
+            Show sampler progress.
+        warn : bool
+            Warn about divergences, R-hat > 1.01 and low ESS after fitting.
+
+        Returns
+        -------
+        DTRPosterior
+        """
+        from bayesdtr.posterior import DTRPosterior
+
+        for name, val, lo in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1), ("imputations", imputations, 1)):
+            if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
+                raise FitError(f"{name}= must be an integer >= {lo}; got {val!r}.")
+        if propagation not in PROPAGATIONS:
+            raise FitError(f"propagation={propagation!r} is not one of {list(PROPAGATIONS)}.")
+        if engine not in ENGINES:
+            raise FitError(f"engine={engine!r} is not one of {list(ENGINES)}.")
+        if sampler not in SAMPLERS:
+            raise FitError(f"sampler={sampler!r} is not one of {list(SAMPLERS)}.")
+        if random_seed is None:
+            random_seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
+        elif isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer) or random_seed < 0:
+            raise FitError(f"random_seed= must be a non-negative integer or None; got {random_seed!r}.")
+        settings = FitSettings(
+            draws=int(draws),
+            tune=int(tune),
+            chains=int(chains),
+            propagation=propagation,
+            engine=engine,
+            sampler=sampler,
+            imputations=int(imputations),
+            robust=bool(robust),
+            progressbar=bool(progressbar),
+            group_contrast=self.group_contrast,
+        )
+        stage_engines(self.design, settings, self.stage_priors)  # fail fast on bad requests
+        root = np.random.SeedSequence(int(random_seed))
+        s_prop, s_ind, s_post = root.spawn(3)
+        t0 = time.perf_counter()
+        props = fit_propensities(
+            self.design,
+            self.stage_priors,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            sampler=sampler,
+            rng=np.random.default_rng(s_prop),
+            progressbar=settings.progressbar,
+        )
+        samplers: dict = {}
+        ind = Induction(self.design, settings, self.stage_priors, props, Regime.optimal(), s_ind, samplers)
+        ind.run()
+        post = DTRPosterior(
+            model=self,
+            settings=settings,
+            induction=ind,
+            propensities=props,
+            random_seed=int(random_seed),
+            seed=s_post,
+            fit_seconds=time.perf_counter() - t0,
+        )
+        if warn:
+            msg = post.diagnostics_message()
+            if msg:
+                warnings.warn(msg, UserWarning, stacklevel=2)
+        return post

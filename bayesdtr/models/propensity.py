@@ -1,0 +1,85 @@
+r"""PyMC propensity model of one stage: a (hierarchical) multinomial-logit regression.
+
+For unit i with propensity design :math:`z_i` and group :math:`g_i`,
+
+.. math::
+
+    \Pr(A_i = a \mid H_i) = \frac{\exp \eta_{ia}}{\sum_{b} \exp \eta_{ib}}, \qquad
+    \eta_{ia} = z_i^\top \gamma_a + w_{g_i, a}, \quad \eta_{i,\mathrm{ref}} = 0,
+
+with :math:`\gamma_{a,j} \sim \mathrm{Normal}(0, 2.5/\mathrm{sd}(z_j))` (2.5 for the intercept)
+and non-centred group intercepts :math:`w_{g,a} = s_w\, \zeta_{g,a}`. With two arms this is
+logistic regression. Randomized stages declare :class:`~bayesdtr.KnownPropensity` instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesdtr.data.design import StageDesign
+from bayesdtr.models.outcome import _prior_or
+from bayesdtr.models.priors import StagePriors, column_scales
+
+__all__ = ["build_propensity_model", "propensity_probabilities"]
+
+
+def build_propensity_model(
+    sd: StageDesign,
+    *,
+    priors: StagePriors,
+    group_codes: np.ndarray | None,
+    n_groups: int,
+) -> pm.Model:
+    """Build the propensity model of stage ``sd`` (requires a propensity formula)."""
+    assert sd.X_prop is not None
+    Z = sd.X_prop
+    arms_c = [str(a) for a in sd.arms[1:]]
+    coords = {"propensity_term": sd.prop_terms, "contrast_arm": arms_c}
+    if n_groups:
+        coords["group"] = [str(i) for i in range(n_groups)]
+    tau, const = column_scales(Z, 2.5)
+    counts = np.bincount(sd.a, minlength=sd.n_arms).astype(float)
+    log_ratio = np.log(np.maximum(counts[1:], 0.5) / max(counts[0], 0.5))
+    m0 = np.where(const[None, :], log_ratio[:, None], 0.0)
+    with pm.Model(coords=coords) as model:
+        gamma = _prior_or(
+            priors,
+            "propensity_coef",
+            ("contrast_arm", "propensity_term"),
+            lambda: pm.Normal(
+                "propensity_coef",
+                mu=m0,
+                sigma=np.tile(tau, (len(arms_c), 1)),
+                dims=("contrast_arm", "propensity_term"),
+            ),
+        )
+        eta = pt.dot(pt.constant(Z), gamma.T)  # (n, m-1)
+        if n_groups:
+            assert group_codes is not None
+            s = _prior_or(
+                priors, "propensity_group_sd", (), lambda: pm.HalfNormal("propensity_group_sd", sigma=1.0)
+            )
+            zeta = pm.Normal("propensity_group_z", 0.0, 1.0, dims=("group", "contrast_arm"))
+            w = pm.Deterministic("propensity_group", s * zeta, dims=("group", "contrast_arm"))
+            eta = eta + w[group_codes]
+        logits = pt.concatenate([pt.zeros((Z.shape[0], 1)), eta], axis=1)
+        pm.Categorical("treatment", logit_p=logits, observed=sd.a)
+    return model
+
+
+def propensity_probabilities(
+    gamma: np.ndarray,
+    Z: np.ndarray,
+    group_effect: np.ndarray | None = None,
+    group_codes: np.ndarray | None = None,
+) -> np.ndarray:
+    """P(A = a | H) for every draw: ``gamma`` (S, m-1, q), ``Z`` (n, q) -> (S, n, m)."""
+    eta = np.einsum("nq,smq->snm", Z, gamma)
+    if group_effect is not None and group_codes is not None:
+        eta = eta + group_effect[:, group_codes, :]
+    logits = np.concatenate([np.zeros(eta.shape[:2] + (1,)), eta], axis=2)
+    logits -= logits.max(axis=2, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=2, keepdims=True)

@@ -1,0 +1,299 @@
+"""DTRPosterior: the posterior of the optimal rule, Q-functions and regime values."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesdtr.constants import HDI_PROB
+from bayesdtr.data.design import StageDesign, materialize
+from bayesdtr.exceptions import DataError, FitError, SpecificationError
+from bayesdtr.inference.backward import FitSettings, Induction, bayesian_bootstrap_mean
+from bayesdtr.inference.draws import PropensityDraws, StageDraws, q_linear, q_response
+from bayesdtr.regimes import Regime, as_regime
+
+__all__ = ["DTRPosterior"]
+
+
+class DTRPosterior:
+    """Posterior of a fitted :class:`~bayesdtr.DTRModel`.
+
+    Draws of every stage, aligned through the backward induction, plus the propensity draws.
+    Queries return xarray objects with dims ``chain``, ``draw``, ``obs``, ``arm`` or pandas
+    tables. ``tree`` holds everything as an :class:`xarray.DataTree`.
+
+    Notes
+    -----
+    The posterior mean of stage-1 coefficients differs slightly from OLS Q-learning even with
+    vague priors: Q-learning regresses on the max of the *estimated* stage-2 Q-function, whereas
+    the cut posterior averages over the max of each *draw*, and the posterior mean of a max is not
+    the max of posterior means (it is larger where arms are close).
+    """
+
+    def __init__(
+        self,
+        *,
+        model,
+        settings: FitSettings,
+        induction: Induction,
+        propensities: list[PropensityDraws | None],
+        random_seed: int,
+        seed: np.random.SeedSequence,
+        fit_seconds: float = 0.0,
+    ) -> None:
+        self.model = model
+        self.design = model.design
+        self.settings = settings
+        self.induction = induction
+        self.fits: list[StageDraws] = induction.fits  # type: ignore[assignment]
+        self.propensities = propensities
+        self.random_seed = random_seed
+        self._seed = seed
+        self.fit_seconds = fit_seconds
+        self._inductions: dict[str, Induction] = {"optimal": induction}
+        self._values: dict[tuple[str, str], xr.DataArray] = {}
+        self._tree: xr.DataTree | None = None
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def chains(self) -> int:
+        return self.settings.chains
+
+    @property
+    def draws(self) -> int:
+        return self.settings.draws
+
+    @property
+    def n_samples(self) -> int:
+        return self.settings.total
+
+    def _coords(self) -> dict[str, np.ndarray]:
+        return {"chain": np.arange(self.chains), "draw": np.arange(self.draws)}
+
+    def _reshape(self, flat: np.ndarray) -> np.ndarray:
+        return flat.reshape((self.chains, self.draws) + flat.shape[1:])
+
+    def _stage(self, stage: int | str) -> tuple[int, StageDesign]:
+        sd = self.design.stage(stage)
+        return sd.position - 1, sd
+
+    def _rows(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
+        """Design of the rows to evaluate: observed units of the stage, or new data."""
+        if data is None:
+            rows = self.design.data.iloc[sd.units]
+            g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
+            return rows, sd.X_main, sd.X_contrast, g, sd.feasible
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
+        where = f"data= for stage {sd.treatment!r}"
+        Xm = materialize(sd.main_spec, data, f"{where} (main)")
+        Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
+        g = None
+        if self.design.group is not None:
+            if self.design.group not in data.columns:
+                raise DataError(
+                    f"{where} needs the group column {self.design.group!r}; use a level of it, or a "
+                    "new label to predict for a new group."
+                )
+            lookup = {lev: i for i, lev in enumerate(self.design.group_levels)}
+            g = np.array([lookup.get(v, -1) for v in data[self.design.group]], dtype=np.int64)
+        feas = np.ones((len(data), sd.n_arms), dtype=bool)
+        if sd.stage.feasible is not None:
+            from bayesdtr.data.design import _feasible_matrix
+
+            feas = _feasible_matrix(sd.stage, data, sd.arms)
+        return data, Xm, Xc, g, feas
+
+    def _chunks(self, n_rows: int, n_arms: int):
+        step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
+        for start in range(0, self.n_samples, step):
+            yield np.arange(start, min(self.n_samples, start + step))
+
+    # ------------------------------------------------------------------ Q and rules
+    def q_values(self, stage: int | str, data: pd.DataFrame | None = None) -> xr.DataArray:
+        """Posterior of Q_k(h, a) for every arm: DataArray (chain, draw, obs, arm).
+
+        On the outcome scale (probabilities for a Bernoulli final stage). ``data=None`` uses the
+        units that reach the stage; new histories must have the stage's formula columns.
+        """
+        k, sd = self._stage(stage)
+        rows, Xm, Xc, g, _ = self._rows(k, sd, data)
+        rng = np.random.default_rng(self._child(f"q/{k}"))
+        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, rng)
+        q = q_response(q, self.induction.family(k))
+        return xr.DataArray(
+            self._reshape(q),
+            dims=("chain", "draw", "obs", "arm"),
+            coords={**self._coords(), "obs": np.asarray(rows.index), "arm": _arm_coord(sd.arms)},
+            name=f"Q_{sd.treatment}",
+        )
+
+    def _optimal_codes(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
+        rows, Xm, Xc, g, feas = self._rows(k, sd, data)
+        rng = np.random.default_rng(self._child(f"opt/{k}"))
+        out = np.empty((self.n_samples, len(rows)), dtype=np.int64)
+        for idx in self._chunks(len(rows), sd.n_arms):
+            q = q_linear(sd, self.fits[k], idx, Xm, Xc, g, rng)
+            out[idx] = np.argmax(np.where(feas[None], q, -np.inf), axis=2)
+        return rows, out
+
+    def optimal_treatment(self, stage: int | str, data: pd.DataFrame | None = None) -> xr.DataArray:
+        """Per-draw optimal arm labels: DataArray (chain, draw, obs), argmax of Q over feasible arms."""
+        k, sd = self._stage(stage)
+        rows, codes = self._optimal_codes(k, sd, data)
+        labels = np.asarray(sd.arms, dtype=object if any(isinstance(a, str) for a in sd.arms) else None)[codes]
+        return xr.DataArray(
+            self._reshape(labels),
+            dims=("chain", "draw", "obs"),
+            coords={**self._coords(), "obs": np.asarray(rows.index)},
+            name=f"optimal_{sd.treatment}",
+        )
+
+    def prob_optimal(self, stage: int | str, data: pd.DataFrame | None = None) -> pd.DataFrame:
+        """P(arm a is optimal | data) for each unit: DataFrame obs x arm (rows sum to 1)."""
+        k, sd = self._stage(stage)
+        rows, codes = self._optimal_codes(k, sd, data)
+        counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
+        out = pd.DataFrame(counts, index=rows.index, columns=pd.Index(sd.arms, name="arm"))
+        out.index.name = "obs"
+        return out
+
+    def coef(self, stage: int | str) -> xr.Dataset:
+        """Posterior of a stage's coefficients: ``beta`` (main_term) and ``psi`` (arm, contrast_term)."""
+        k, sd = self._stage(stage)
+        return self._stage_posterior(k)[["beta", "psi"]]
+
+    # ------------------------------------------------------------------ values
+    def _child(self, key: str) -> np.random.SeedSequence:
+        h = zlib.crc32(key.encode())
+        return np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=tuple(self._seed.spawn_key) + (h,))
+
+    def induction_for(self, regime: Regime) -> Induction:
+        """Backward induction that follows ``regime`` (the last stage's draws are shared)."""
+        if regime.is_optimal:
+            return self.induction
+        if regime.name in self._inductions:
+            return self._inductions[regime.name]
+        ind = Induction(
+            self.design,
+            self.settings,
+            self.model.stage_priors,
+            self.propensities,
+            regime,
+            self._child(f"regime/{regime.name}"),
+            self.induction.samplers,
+        )
+        ind.fits[-1] = self.fits[-1]
+        for k in reversed(range(ind.K - 1)):
+            ind.fits[k] = ind._fit_stage(k)
+        self._inductions[regime.name] = ind
+        return ind
+
+    def _bb_weights(self, idx: np.ndarray) -> np.ndarray:
+        """Bayesian-bootstrap weights of units for draws ``idx`` (same for every regime)."""
+        out = np.empty((len(idx), self.design.n))
+        for j, s in enumerate(idx):
+            rng = np.random.default_rng(np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=(7, int(s))))
+            out[j] = rng.exponential(1.0, size=self.design.n)
+        return out / out.mean(axis=1, keepdims=True)
+
+    def value(
+        self,
+        regime: Regime | str = "optimal",
+        *,
+        method: Literal["q", "ipw", "aipw"] = "q",
+    ) -> xr.DataArray:
+        r"""Posterior of the value V(d) = E[sum of rewards + Y] if everyone followed ``regime``.
+
+        ``method="q"`` averages :math:`Q_1^{(s)}(H_1, d_1(H_1))` over units with Bayesian-bootstrap
+        Dirichlet(1, ..., 1) weights drawn per posterior draw; for a regime other than the
+        optimal one, the earlier stages are refitted on pseudo-outcomes that follow the regime.
+        ``"ipw"`` and ``"aipw"`` use the propensity draws (see :mod:`bayesdtr.values`).
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims (chain, draw).
+        """
+        reg = as_regime(regime)
+        if method not in ("q", "ipw", "aipw"):
+            raise FitError(f"method={method!r} is not one of ['q', 'ipw', 'aipw'].")
+        key = (reg.name, method)
+        if key not in self._values:
+            ind = self.induction_for(reg)
+            if method == "q":
+                vals = np.empty(self.n_samples)
+                for idx in self._chunks(self.design.n, 2 * ind.K):
+                    vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
+            else:
+                from bayesdtr.values import weighted_value
+
+                vals = weighted_value(self, ind, method)
+            self._values[key] = xr.DataArray(
+                self._reshape(vals), dims=("chain", "draw"), coords=self._coords(), name=f"value[{reg.name}]"
+            )
+        return self._values[key]
+
+    # ------------------------------------------------------------------ tables
+    def _stage_posterior(self, k: int) -> xr.Dataset:
+        from bayesdtr.io import stage_posterior_dataset
+
+        return stage_posterior_dataset(self, k)
+
+    def summary(self, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
+        from bayesdtr.diagnostics import summary_table
+
+        return summary_table(self, hdi_prob=hdi_prob)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Per-stage convergence report: engine, divergences, max R-hat, min bulk/tail ESS."""
+        from bayesdtr.diagnostics import diagnostics_table
+
+        return diagnostics_table(self)
+
+    def diagnostics_message(self) -> str:
+        from bayesdtr.diagnostics import diagnostics_message
+
+        return diagnostics_message(self)
+
+    @property
+    def tree(self) -> xr.DataTree:
+        """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""
+        if self._tree is None:
+            from bayesdtr.io import build_tree
+
+            self._tree = build_tree(self)
+        return self._tree
+
+    def to_netcdf(self, path: str) -> None:
+        """Write the posterior (and the data and specification) to a netCDF file (no pickle)."""
+        from bayesdtr.io import write_netcdf
+
+        write_netcdf(self, path)
+
+    def __repr__(self) -> str:
+        engines = ", ".join(f"{sd.treatment}: {f.engine}" for sd, f in zip(self.design.stages, self.fits, strict=True))
+        return (
+            f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
+            f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
+        )
+
+
+def _arm_coord(arms: list[Any]) -> np.ndarray:
+    if any(isinstance(a, str) for a in arms):
+        return np.asarray([str(a) for a in arms], dtype=object)
+    return np.asarray(arms)
+
+
+def data_fingerprint(df: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes()).hexdigest()
+
+
+def _unused(*_: Any) -> None:  # pragma: no cover
+    raise SpecificationError("unused")
