@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-if sys.version_info < (3, 12):  # pragma: no cover - guarded by requires-python
+if sys.version_info < (3, 12):  # noqa: UP036  # pragma: no cover - guarded by requires-python
     raise ImportError(
         f"bayesdtr needs Python >= 3.12 (PyMC 6); this interpreter is {sys.version.split()[0]}. "
         "Use a 3.12 interpreter (the repository's .python-version selects it under pyenv)."

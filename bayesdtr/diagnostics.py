@@ -101,6 +101,8 @@ def diagnostics_message(post: DTRPosterior) -> str:
     tab = diagnostics_table(post)
     problems = []
     for _, r in tab.iterrows():
+        if r["engine"] != "mcmc":
+            continue  # closed-form draws are independent and exact: nothing to converge
         label = f"stage {r['stage']!r} ({r['model']})"
         if r["divergences"] > 0:
             problems.append(f"{label}: {int(r['divergences'])} divergent transitions")

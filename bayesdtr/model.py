@@ -94,8 +94,8 @@ class DTRModel:
         self.group = group
         self.group_contrast = group_contrast
         self.id = id
-        self.priors_input = dict(priors) if priors else {}
         self.stage_priors = resolve_priors(priors, self.design.treatments)
+        self.priors_input = dict(priors) if priors else {}
 
     @property
     def data(self) -> pd.DataFrame:

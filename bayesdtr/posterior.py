@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from typing import Any, Literal
 
@@ -12,8 +11,8 @@ import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.data.design import StageDesign, materialize
-from bayesdtr.exceptions import DataError, FitError, SpecificationError
-from bayesdtr.inference.backward import FitSettings, Induction, bayesian_bootstrap_mean
+from bayesdtr.exceptions import DataError, FitError, RegimeError
+from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import PropensityDraws, StageDraws, q_linear, q_response
 from bayesdtr.regimes import Regime, as_regime
 
@@ -56,6 +55,7 @@ class DTRPosterior:
         self._seed = seed
         self.fit_seconds = fit_seconds
         self._inductions: dict[str, Induction] = {"optimal": induction}
+        self._keep: list[Regime] = []  # regimes whose id() keys the caches
         self._values: dict[tuple[str, str], xr.DataArray] = {}
         self._tree: xr.DataTree | None = None
 
@@ -177,8 +177,9 @@ class DTRPosterior:
         """Backward induction that follows ``regime`` (the last stage's draws are shared)."""
         if regime.is_optimal:
             return self.induction
-        if regime.name in self._inductions:
-            return self._inductions[regime.name]
+        key = _regime_key(regime)
+        if key in self._inductions:
+            return self._inductions[key]
         ind = Induction(
             self.design,
             self.settings,
@@ -191,7 +192,8 @@ class DTRPosterior:
         ind.fits[-1] = self.fits[-1]
         for k in reversed(range(ind.K - 1)):
             ind.fits[k] = ind._fit_stage(k)
-        self._inductions[regime.name] = ind
+        self._inductions[key] = ind
+        self._keep.append(regime)
         return ind
 
     def _bb_weights(self, idx: np.ndarray) -> np.ndarray:
@@ -223,7 +225,7 @@ class DTRPosterior:
         reg = as_regime(regime)
         if method not in ("q", "ipw", "aipw"):
             raise FitError(f"method={method!r} is not one of ['q', 'ipw', 'aipw'].")
-        key = (reg.name, method)
+        key = (_regime_key(reg), method)
         if key not in self._values:
             ind = self.induction_for(reg)
             if method == "q":
@@ -238,6 +240,148 @@ class DTRPosterior:
                 self._reshape(vals), dims=("chain", "draw"), coords=self._coords(), name=f"value[{reg.name}]"
             )
         return self._values[key]
+
+    # ------------------------------------------------------------------ comparisons
+    def _values_of(self, regimes: dict[str, Regime | str], method: str) -> xr.DataArray:
+        if not isinstance(regimes, dict) or not regimes:
+            raise RegimeError(
+                "regimes must be a non-empty dict {label: regime}, e.g. "
+                "{'optimal': 'optimal', 'always 1': bd.Regime.static(A1=1, A2=1)}."
+            )
+        vals = [self.value(r, method=method) for r in regimes.values()]  # type: ignore[arg-type]
+        return xr.concat(vals, dim=xr.DataArray(list(regimes), dims="regime", name="regime")).rename("value")
+
+    def differences(self, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q") -> xr.DataArray:
+        """Pairwise value differences V(regime) - V(regime_other): dims (regime, regime_other, chain, draw).
+
+        All regimes share the posterior draws and the Bayesian-bootstrap weights, so the
+        differences are draws of the joint posterior.
+        """
+        v = self._values_of(regimes, method)
+        other = v.rename(regime="regime_other")
+        return (v - other).transpose("regime", "regime_other", "chain", "draw").rename("difference")
+
+    def compare(
+        self,
+        regimes: dict[str, Regime | str],
+        *,
+        method: Literal["q", "ipw", "aipw"] = "q",
+        hdi_prob: float = HDI_PROB,
+    ) -> pd.DataFrame:
+        """Compare regimes by their value posteriors.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per regime (in the given order): posterior ``mean``, ``sd``, the HDI,
+            ``p_best`` (P(regime has the highest value)), ``expected_regret``
+            (E[max_r V(r) - V(regime)], against the per-draw best), and ``p_better_than_first``
+            (P(V(regime) > V(first regime))). See :meth:`differences` for the joint draws.
+
+        Examples
+        --------
+        >>> import bayesdtr as bd
+        >>> scn = bd.scenario("two_stage_cont")
+        >>> df = scn.sample(300, seed=1)
+        >>> stages = [bd.Stage("A1", main="X1", contrast="1 + X1"),
+        ...           bd.Stage("A2", main="X1 + X2 + A1", contrast="1 + X2")]
+        >>> post = bd.DTRModel(df, stages, outcome="Y").fit(draws=200, chains=2, random_seed=1)
+        >>> tab = post.compare({"optimal": "optimal", "never": bd.Regime.static(A1=0, A2=0)})
+        >>> list(tab.columns)[:3]
+        ['mean', 'sd', 'hdi94_lb']
+        """
+        import arviz as az
+
+        v = self._values_of(regimes, method)
+        flat = v.values.reshape(len(regimes), -1)
+        best = flat.max(axis=0)
+        winner = flat.argmax(axis=0)
+        lab = f"hdi{round(hdi_prob * 100)}"
+        rows = []
+        for i, name in enumerate(regimes):
+            lo, hi = np.asarray(az.hdi(flat[i], prob=hdi_prob)).ravel()[:2]
+            rows.append(
+                {
+                    "regime": name,
+                    "mean": flat[i].mean(),
+                    "sd": flat[i].std(ddof=1),
+                    f"{lab}_lb": float(lo),
+                    f"{lab}_ub": float(hi),
+                    "p_best": float(np.mean(winner == i)),
+                    "expected_regret": float(np.mean(best - flat[i])),
+                    "p_better_than_first": float(np.mean(flat[i] > flat[0])) if i else np.nan,
+                }
+            )
+        return pd.DataFrame(rows).set_index("regime")
+
+    # ------------------------------------------------------------------ patient level
+    def predict_outcome(self, regime: Regime | str, data: pd.DataFrame | None = None) -> xr.DataArray:
+        r"""Posterior predictive of each unit's return (rewards + final outcome) under ``regime``.
+
+        For draw s, :math:`G^{*(s)} = Q_1^{d,(s)}(H_1, d_1(H_1)) + \varepsilon^{(s)}` with
+        Gaussian noise whose SD is the stage-1 residual SD (pseudo-outcomes ``"predictive"`` and
+        ``"augmented"`` keep the later stages' noise in them), or the root sum of squares of the
+        stages' residual SDs (``"mean"``, whose pseudo-outcomes drop it). A Bernoulli outcome is
+        drawn as Bernoulli(Q_1). ``data=None`` predicts for the observed units from their
+        baseline history; ``data`` gives new stage-1 histories.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims (chain, draw, obs).
+        """
+        reg = as_regime(regime)
+        ind = self.induction_for(reg)
+        sd = self.design.stages[0]
+        if sd.n_units != self.design.n and data is None:
+            raise FitError("predict_outcome needs stage 1 to apply to every unit.")
+        rows, Xm, Xc, g, feas = self._rows(0, sd, data)
+        rng = np.random.default_rng(self._child(f"predict/{reg.name}"))
+        idx = np.arange(self.n_samples)
+        q = q_response(q_linear(sd, ind.fits[0], idx, Xm, Xc, g, rng), ind.family(0))
+        if reg.follows_optimal(sd.treatment):
+            d = np.argmax(np.where(feas[None], q, -np.inf), axis=2)
+        else:
+            d = np.broadcast_to(regime_codes(reg, sd, rows, feas), q.shape[:2])
+        mean = np.take_along_axis(q, d[..., None], axis=2)[..., 0]
+        if self.design.family == "bernoulli" and ind.K == 1:
+            draw = (rng.random(mean.shape) < np.clip(mean, 0, 1)).astype(float)
+        else:
+            if self.settings.propagation == "mean":
+                var = sum(f.sigma**2 for f in ind.fits if f.sigma is not None)
+            else:
+                var = ind.fits[0].sigma ** 2
+            draw = mean + np.sqrt(var)[:, None] * rng.standard_normal(mean.shape)
+        return xr.DataArray(
+            self._reshape(draw),
+            dims=("chain", "draw", "obs"),
+            coords={**self._coords(), "obs": np.asarray(rows.index)},
+            name=f"predicted[{reg.name}]",
+        )
+
+    def prob_better(self, regime_a: Regime | str, regime_b: Regime | str, data: pd.DataFrame | None = None) -> pd.Series:
+        """P(G under regime_a > G under regime_b) for each unit (posterior predictive)."""
+        a = self.predict_outcome(regime_a, data)
+        b = self.predict_outcome(regime_b, data)
+        out = (a > b).mean(("chain", "draw")).to_series()
+        out.name = "prob_better"
+        return out
+
+    def rule(self, kind: Literal["map", "mean"] = "map", *, max_draws: int = 400) -> Regime:
+        """A point rule from the posterior, as a :class:`~bayesdtr.Regime`.
+
+        ``"map"`` gives each history the arm most often optimal across posterior draws (thinned
+        to at most ``max_draws``); ``"mean"`` maximizes the posterior-mean Q-function. Use it
+        e.g. with ``scenario.true_value(post.rule())`` to report the true value of the estimated
+        rule.
+        """
+        if kind not in ("map", "mean"):
+            raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
+        idx = np.unique(np.linspace(0, self.n_samples - 1, min(max_draws, self.n_samples)).astype(int))
+        rules = {}
+        for k, sd in enumerate(self.design.stages):
+            rules[sd.treatment] = _PointRule(self, k, sd, idx, kind)
+        return Regime.dynamic(rules, name=f"estimated rule ({kind})")
 
     # ------------------------------------------------------------------ tables
     def _stage_posterior(self, k: int) -> xr.Dataset:
@@ -291,9 +435,32 @@ def _arm_coord(arms: list[Any]) -> np.ndarray:
     return np.asarray(arms)
 
 
-def data_fingerprint(df: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes()).hexdigest()
+def _regime_key(regime: Regime) -> str:
+    return "optimal" if regime.is_optimal else f"{regime.name}#{id(regime)}"
 
 
-def _unused(*_: Any) -> None:  # pragma: no cover
-    raise SpecificationError("unused")
+class _PointRule:
+    """Callable rule df -> arm labels from a posterior (see :meth:`DTRPosterior.rule`)."""
+
+    def __init__(self, post: DTRPosterior, k: int, sd: StageDesign, idx: np.ndarray, kind: str) -> None:
+        self.post, self.k, self.sd, self.idx, self.kind = post, k, sd, idx, kind
+
+    def __call__(self, df: pd.DataFrame) -> np.ndarray:
+        post, sd = self.post, self.sd
+        rows, Xm, Xc, g, feas = post._rows(self.k, sd, df)
+        rng = np.random.default_rng(post._child(f"rule/{self.k}"))
+        fit = post.fits[self.k]
+        codes = np.zeros(len(rows), dtype=np.int64)
+        step = max(1, 2_000_000 // max(1, len(self.idx) * sd.n_arms))
+        for start in range(0, len(rows), step):
+            sl = slice(start, start + step)
+            gg = None if g is None else g[sl]
+            if self.kind == "mean":
+                q = q_linear(sd, fit, self.idx, Xm[sl], Xc[sl], gg, rng).mean(axis=0)
+                codes[sl] = np.argmax(np.where(feas[sl], q, -np.inf), axis=1)
+            else:
+                q = q_linear(sd, fit, self.idx, Xm[sl], Xc[sl], gg, rng)
+                best = np.argmax(np.where(feas[sl][None], q, -np.inf), axis=2)
+                counts = np.stack([(best == j).sum(axis=0) for j in range(sd.n_arms)], axis=1)
+                codes[sl] = np.argmax(counts, axis=1)
+        return np.asarray(sd.arms, dtype=object)[codes] if any(isinstance(a, str) for a in sd.arms) else np.asarray(sd.arms)[codes]

@@ -56,10 +56,19 @@ class Regime:
     """
 
     def __init__(self, rules: Mapping[str, Rule] | None, *, name: str | None = None) -> None:
+        if rules is not None and not isinstance(rules, Mapping):
+            raise RegimeError(
+                f"Regime rules must be a dict {{treatment column: rule}}; got "
+                f"{type(rules).__name__}. Use Regime.static(A1=...) or Regime.dynamic({{...}})."
+            )
         self._rules: dict[str, Rule] | None = None if rules is None else dict(rules)
         if self._rules is not None:
             for stage, rule in self._rules.items():
-                if not (callable(rule) or rule == OPTIMAL):
+                if not isinstance(stage, str):
+                    raise RegimeError(
+                        f"Regime stages must be treatment column names (str); got {stage!r}."
+                    )
+                if not (callable(rule) or (isinstance(rule, str) and rule == OPTIMAL)):
                     raise RegimeError(
                         f"Regime rule for stage {stage!r} must be a callable df -> arm labels or "
                         f"the string 'optimal'; got {rule!r}. For a fixed arm use "
@@ -87,6 +96,12 @@ class Regime:
             raise RegimeError(
                 "Regime.static() needs at least one stage=arm pair, e.g. Regime.static(A1=1, A2=0)."
             )
+        for stage, arm in arms.items():
+            if arm is None or np.ndim(arm) != 0:
+                raise RegimeError(
+                    f"Regime.static({stage}=...) needs one arm label; got {arm!r}. For an arm "
+                    "that varies by unit use Regime.dynamic({...}) or Regime.threshold(...)."
+                )
         rules = {stage: _constant_rule(arm) for stage, arm in arms.items()}
         reg = cls(rules, name=name or "static(" + ", ".join(f"{k}={v}" for k, v in arms.items()) + ")")
         reg._static_arms = dict(arms)
@@ -132,7 +147,7 @@ class Regime:
     @property
     def is_optimal(self) -> bool:
         """True when every stage follows the optimal rule."""
-        return self._rules is None or all(r == OPTIMAL for r in self._rules.values())
+        return self._rules is None or all(isinstance(r, str) and r == OPTIMAL for r in self._rules.values())
 
     @property
     def static_arms(self) -> dict[str, Any] | None:
@@ -167,7 +182,8 @@ class Regime:
 
     def follows_optimal(self, treatment: str) -> bool:
         """Whether stage ``treatment`` follows the optimal (argmax) rule."""
-        return self._rules is None or self._rules.get(treatment) == OPTIMAL
+        rule = None if self._rules is None else self._rules.get(treatment)
+        return self._rules is None or (isinstance(rule, str) and rule == OPTIMAL)
 
     def assign(self, treatment: str, data: pd.DataFrame) -> np.ndarray:
         """Arm labels that this regime gives at stage ``treatment`` to the rows of ``data``.

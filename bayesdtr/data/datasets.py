@@ -6,6 +6,7 @@ They ship as package data under ``bayesdtr/data/datasets/`` with their original 
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from importlib import resources
 
 import pandas as pd
@@ -99,9 +100,11 @@ def load_data(name: str) -> pd.DataFrame:
     >>> bd.load_data("bmi").shape
     (210, 8)
     """
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
+        close = get_close_matches(name, list(DATASETS), n=1) if isinstance(name, str) else []
+        hint = f"Did you mean {close[0]!r}? " if close else ""
         raise DataError(
-            f"Unknown dataset name={name!r}. Valid names: {sorted(DATASETS)}. "
+            f"Unknown dataset name={name!r}. Valid names: {sorted(DATASETS)}. {hint}"
             "See bd.list_datasets() for descriptions."
         )
     fname = DATASETS[name][0]

@@ -11,6 +11,7 @@ dropped.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import formulaic
 import numpy as np
 import pandas as pd
+from formulaic.transforms import TRANSFORMS
+from formulaic.utils.variables import get_required_variables
 
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import DataError, SpecificationError
@@ -191,22 +194,56 @@ def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
         )
 
 
-def _formula_vars(formula: str, where: str) -> set[str]:
+def _plain(err: Exception) -> str:
+    """An exception's text without terminal colour codes (formulaic highlights parse errors)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(err)).replace("⧛", "").replace("⧚", "")
+
+
+def _formula_vars(formula: str, where: str, known: set[str]) -> set[str]:
+    """Data columns a right-hand-side formula reads.
+
+    formulaic's ``required_variables`` omits the arguments of stateful transforms
+    (``center(x)``, ``scale(x)``, ``poly(x, 2)``, ``bs(x)``), so the Python factors are also
+    parsed without the transform context; a name found that way is kept unless it belongs to
+    formulaic's transform namespace (``contr.treatment``, ``np``) and is not in ``known``.
+    """
     try:
-        return set(formulaic.Formula(formula).required_variables)
+        parsed = formulaic.Formula(formula)
+        out = {str(v) for v in parsed.required_variables if v.Role.VALUE in v.roles}
     except Exception as err:  # formulaic raises many types
-        raise SpecificationError(f"{where}: cannot parse formula {formula!r}: {err}") from err
+        raise SpecificationError(
+            f"{where}: cannot parse formula {formula!r}: {_plain(err)}. Give a right-hand-side formula "
+            "such as '1 + x1 + C(site)'."
+        ) from err
+    for term in parsed:
+        for factor in term.factors:
+            if str(factor.eval_method.value) != "python":
+                continue
+            try:
+                found = get_required_variables(factor.expr, {})
+            except Exception:  # unparsable here; formulaic reports it when building the design
+                continue
+            for v in found:
+                name = str(v)
+                if v.Role.VALUE in v.roles and (name in known or name.split(".")[0] not in TRANSFORMS):
+                    out.add(name)
+    return out
 
 
-def _check_no_nan(df: pd.DataFrame, cols: Sequence[str], rows: np.ndarray, where: str) -> None:
+def _check_no_nan(
+    df: pd.DataFrame,
+    cols: Sequence[str],
+    rows: np.ndarray,
+    where: str,
+    fix: str = "impute or remove these rows yourself, or restrict the stage with applies=.",
+) -> None:
     sub = df.iloc[rows]
     for c in cols:
         bad = sub.index[sub[c].isna().to_numpy()]
         if len(bad):
             raise DataError(
                 f"Column {c!r} (used by {where}) has missing values in rows {rows_text(bad)}. "
-                "bayesdtr never drops rows: impute or remove these rows yourself, or restrict "
-                "the stage with applies=."
+                f"bayesdtr never drops rows: {fix}"
             )
 
 
@@ -215,7 +252,7 @@ def materialize(spec: Any, df: pd.DataFrame, where: str) -> np.ndarray:
     try:
         mm = spec.get_model_matrix(df, na_action="raise")
     except Exception as err:
-        raise DataError(f"{where}: cannot evaluate the formula on these data: {err}") from err
+        raise DataError(f"{where}: cannot evaluate the formula on these data: {_plain(err)}") from err
     return np.asarray(mm, dtype=float)
 
 
@@ -223,7 +260,10 @@ def _model_matrix(formula: str, df: pd.DataFrame, where: str) -> tuple[np.ndarra
     try:
         mm = formulaic.model_matrix(formula, df, na_action="raise")
     except Exception as err:
-        raise SpecificationError(f"{where}: cannot build the design of {formula!r}: {err}") from err
+        raise SpecificationError(
+            f"{where}: cannot build the design of {formula!r}: {_plain(err)}. Check the formula's "
+            "terms and the columns' types."
+        ) from err
     return np.asarray(mm, dtype=float), [str(c) for c in mm.columns], mm.model_spec
 
 
@@ -239,12 +279,13 @@ def _arm_levels(values: pd.Series, column: str) -> list[Any]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         present = set(values.unique())
         return [c for c in values.cat.categories if c in present]
-    levels = sorted(values.unique())
+    levels = [v.item() if isinstance(v, np.generic) else v for v in sorted(values.unique())]
     if kinds <= {float}:
         if not all(float(v).is_integer() for v in levels):
             raise DataError(
                 f"Treatment column {column!r} has non-integer numeric labels {levels[:6]}. "
-                "Arm labels must be integers, strings or categories."
+                "Arm labels must be integers, strings or categories; recode them (e.g. "
+                "df[col].map({0.5: 'low', 1.5: 'high'}))."
             )
         levels = [int(v) for v in levels]
     return [v.item() if isinstance(v, np.generic) else v for v in levels]
@@ -260,15 +301,30 @@ def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
         except Exception as err:
             raise SpecificationError(
                 f"{where}{stage.applies!r} could not be evaluated as a DataFrame.query string: "
-                f"{err}"
+                f"{err}. Write a condition on the data's columns {list(df.columns)[:20]}, e.g. "
+                "'R == 0', or pass a boolean mask."
             ) from err
     else:
         mask = stage.applies
+        if isinstance(mask, pd.Series) and not mask.index.equals(df.index):
+            raise SpecificationError(
+                f"{where} is a boolean Series whose index does not match the data's index, so "
+                "its entries cannot be matched to rows. Build it from the same DataFrame (e.g. "
+                "applies=df['R'] == 0), pass .to_numpy(), or use a query string such as 'R == 0'."
+            )
+    if isinstance(mask, pd.Series) and isinstance(mask.dtype, pd.BooleanDtype):
+        if mask.isna().any():
+            raise DataError(
+                f"{where} has missing values in rows {rows_text(mask.index[mask.isna().to_numpy()])}; "
+                "whether these units reach the stage is unknown. Fill them with True or False."
+            )
+        mask = mask.to_numpy(dtype=bool)
     arr = np.asarray(mask)
     if arr.shape != (len(df),) or arr.dtype != bool:
         raise SpecificationError(
             f"{where} must be a query string or a boolean mask with one entry per row "
-            f"({len(df)}); got dtype {arr.dtype} and shape {arr.shape}."
+            f"({len(df)} rows); got dtype {arr.dtype} and shape {arr.shape}. Pass e.g. "
+            "applies='R == 0' or applies=(df['R'] == 0).to_numpy()."
         )
     if not arr.any():
         raise DataError(
@@ -276,6 +332,36 @@ def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
             "unit (empty subset). Check the condition, or drop the stage."
         )
     return arr
+
+
+def _check_roles(stages: Sequence[Stage], outcome: str, group: str | None, id: str | None) -> None:
+    """Each column plays one role: a treatment is not the outcome, a reward, the group or the id."""
+    others = {"outcome=": outcome, "group=": group, "id=": id}
+    rewards: dict[str, str] = {}
+    for st in stages:
+        for arg, col in others.items():
+            if col is not None and st.treatment == col:
+                raise SpecificationError(
+                    f"Stage {st.treatment!r}: the treatment column is also {arg}{col!r}. A "
+                    "column plays one role; use a different column for one of them."
+                )
+        if st.reward is None:
+            continue
+        treatments = [s.treatment for s in stages]
+        if st.reward == outcome or st.reward in treatments:
+            what = "the final outcome" if st.reward == outcome else "a treatment column"
+            raise SpecificationError(
+                f"Stage {st.treatment!r} reward={st.reward!r} is {what}. A reward is an "
+                "intermediate outcome observed after this stage's treatment (the final outcome is "
+                "added once, by outcome=); use another column or drop reward=."
+            )
+        if st.reward in rewards:
+            raise SpecificationError(
+                f"reward={st.reward!r} is used by stages {rewards[st.reward]!r} and "
+                f"{st.treatment!r}; it would be counted twice in the return. Give each stage its "
+                "own reward column."
+            )
+        rewards[st.reward] = st.treatment
 
 
 def data_hash(df: pd.DataFrame) -> str:
@@ -309,23 +395,30 @@ def build_design(
         raise DataError(f"data must be a pandas DataFrame (one row per unit); got {type(data).__name__}.")
     if len(data) == 0:
         raise DataError("data has no rows; bayesdtr needs one row per unit.")
-    if isinstance(stages, Stage) or not isinstance(stages, Sequence) or not stages:
+    if isinstance(stages, Stage | str) or not isinstance(stages, Sequence) or not stages:
         raise SpecificationError(
-            "stages must be a non-empty list of bd.Stage objects in time order; "
-            f"got {type(stages).__name__}."
+            "stages must be a non-empty list of bd.Stage objects in time order, e.g. "
+            f"[bd.Stage('A1'), bd.Stage('A2')]; got {type(stages).__name__} {stages!r:.80}."
         )
     for i, s in enumerate(stages):
         if not isinstance(s, Stage):
-            raise SpecificationError(f"stages[{i}] must be a bd.Stage; got {type(s).__name__}.")
+            raise SpecificationError(
+                f"stages[{i}] must be a bd.Stage; got {type(s).__name__} {s!r:.80}. Wrap it: "
+                "bd.Stage('A1', main=..., contrast=...)."
+            )
     treatments = [s.treatment for s in stages]
     dup = sorted({t for t in treatments if treatments.count(t) > 1})
     if dup:
-        raise SpecificationError(f"Treatment column(s) {dup} appear in more than one stage; each stage needs its own.")
+        raise SpecificationError(
+            f"Treatment column(s) {dup} appear in more than one stage (stages {treatments}); each "
+            "stage needs its own treatment column."
+        )
     if family not in ("gaussian", "bernoulli"):
         raise SpecificationError(f"family={family!r} is not supported; use 'gaussian' or 'bernoulli'.")
     if not isinstance(outcome, str):
         raise SpecificationError(f"outcome= must be a column name; got {outcome!r}.")
     _check_columns(data, [outcome], "outcome=")
+    _check_roles(stages, outcome, group, id)
     df = data
     n = len(df)
 
@@ -335,7 +428,8 @@ def build_design(
         dup_ids = df[id][df[id].duplicated(keep=False)]
         if len(dup_ids):
             raise DataError(
-                f"id column {id!r} has duplicate values {sorted(map(str, dup_ids.unique()))[:8]} "
+                f"id column {id!r} has duplicate values "
+                f"{sorted((v.item() if isinstance(v, np.generic) else v for v in dup_ids.unique()), key=str)[:8]} "
                 f"in rows {rows_text(dup_ids.index)}. The data must be wide, one row per unit; "
                 "reshape long data (one row per visit) to wide first."
             )
@@ -352,11 +446,14 @@ def build_design(
             f"Outcome column {outcome!r} has dtype {ycol.dtype}; it must be numeric. Convert it "
             "(e.g. map labels to numbers) before building the model."
         )
-    _check_no_nan(df, [outcome], np.arange(n), "outcome=")
+    _check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
     y = ycol.to_numpy(dtype=float)
     if not np.all(np.isfinite(y)):
         bad = df.index[~np.isfinite(y)]
-        raise DataError(f"Outcome column {outcome!r} has infinite values in rows {rows_text(bad)}.")
+        raise DataError(
+            f"Outcome column {outcome!r} has infinite values in rows {rows_text(bad)}; it must be "
+            "finite. Replace or remove these rows."
+        )
     if family == "bernoulli" and not np.all(np.isin(y, (0.0, 1.0))):
         raise DataError(
             f"family='bernoulli' needs outcome {outcome!r} coded 0/1; saw values "
@@ -368,7 +465,7 @@ def build_design(
     group_codes = None
     if group is not None:
         _check_columns(df, [group], "group=")
-        _check_no_nan(df, [group], np.arange(n), "group=")
+        _check_no_nan(df, [group], np.arange(n), "group=", "give these units a group label (or their own level).")
         cat = pd.Categorical(df[group])
         group_levels = list(cat.categories)
         group_codes = np.asarray(cat.codes, dtype=np.int64)
@@ -392,7 +489,7 @@ def build_design(
             formulas["propensity"] = st.propensity
         used: set[str] = set()
         for arg, f in formulas.items():
-            vars_ = _formula_vars(f, f"{where} {arg}=")
+            vars_ = _formula_vars(f, f"{where} {arg}=", set(map(str, df.columns)) | future)
             bad = sorted(vars_ & future)
             if bad:
                 raise SpecificationError(
@@ -425,6 +522,9 @@ def build_design(
         a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
         _check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
         sub = df.iloc[rows]
+        cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
+        if cats:  # unused levels would add all-zero dummy columns (rank deficiency)
+            sub = sub.assign(**{c: sub[c].cat.remove_unused_categories() for c in cats})
         X_main, main_terms, main_spec = _model_matrix(st.main, sub, f"{where} main=")
         X_con, con_terms, con_spec = _model_matrix(st.contrast, sub, f"{where} contrast=")
         # feasible sets
@@ -434,17 +534,23 @@ def build_design(
         infeasible = ~feas[np.arange(len(rows)), a]
         if infeasible.any():
             bad = sub.index[infeasible]
+            i0 = int(np.flatnonzero(infeasible)[0])
+            first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+            allowed = [arm for arm, ok in zip(arms, feas[i0], strict=True) if ok]
             raise DataError(
                 f"Treatment column {st.treatment!r}: the observed arm is outside the unit's feasible "
-                f"set in rows {rows_text(bad)} (e.g. row {bad[0]!r} got "
-                f"{tcol.loc[bad[0]]!r}). Fix the data or the feasible= rule."
+                f"set in rows {rows_text(bad)} (e.g. row {first!r} got {arms[a[i0]]!r}; its "
+                f"feasible arms are {allowed}). Fix the data or the feasible= rule."
             )
         _check_positivity(st, a, feas, arms, sub)
         reward = np.zeros(n)
         if st.reward is not None:
             rcol = df[st.reward]
             if not pd.api.types.is_numeric_dtype(rcol):
-                raise DataError(f"{where} reward column {st.reward!r} has dtype {rcol.dtype}; it must be numeric.")
+                raise DataError(
+                    f"{where} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
+                    "numeric. Convert it (e.g. map labels to numbers)."
+                )
             reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
         sd = StageDesign(
             stage=st,
@@ -512,7 +618,19 @@ def _feasible_matrix(st: Stage, sub: pd.DataFrame, arms: list[Any]) -> np.ndarra
         )
     feas = out[arms].to_numpy()
     if feas.dtype != bool:
-        raise SpecificationError(f"{where} must return booleans; got dtype {feas.dtype}.")
+        raise SpecificationError(
+            f"{where} must return booleans (True = arm allowed); got dtype {feas.dtype} in "
+            f"columns {arms}. Return comparisons or call .astype(bool) on the result."
+        )
+    extra = [c for c in out.columns if c not in arms]
+    extra_allowed = [c for c in extra if out[c].to_numpy(dtype=bool).any()]
+    if extra_allowed:
+        raise DataError(
+            f"{where} marks arm(s) {extra_allowed} feasible for some units, but no unit that "
+            f"reaches stage {st.treatment!r} received them (observed arms {arms}), so their "
+            "effects are not identified (positivity). Mark them infeasible (False) or drop these "
+            "columns."
+        )
     none = ~feas.any(axis=1)
     if none.any():
         raise DataError(

@@ -129,6 +129,17 @@ class Stage:
                 f"Stage {self.treatment!r}: propensity= must be a formula string, a "
                 f"bd.KnownPropensity or None; got {type(self.propensity).__name__}."
             )
+        if isinstance(self.propensity, str):
+            if not self.propensity.strip():
+                raise SpecificationError(
+                    f"Stage {self.treatment!r}: propensity='' is empty. Give a right-hand-side "
+                    "formula such as '1 + x1' ('1' for a constant probability) or None."
+                )
+            if "~" in self.propensity:
+                raise SpecificationError(
+                    f"Stage {self.treatment!r}: propensity={self.propensity!r} contains '~'. Give "
+                    "only the right-hand side (e.g. '1 + x1'); the treatment is the response."
+                )
         if self.feasible is not None and not callable(self.feasible):
             raise SpecificationError(
                 f"Stage {self.treatment!r}: feasible= must be a callable df -> boolean DataFrame "

@@ -67,7 +67,7 @@ class MultisiteSmart(Scenario):
     Monte Carlo over :attr:`MC_UNITS` units averaging :math:`E[Y \mid \text{all columns}]`.
 
     Default stages and how far they are correct. Stage 1: main ``X0 + X1``, contrast
-    ``1 + X1``; stage 2: main ``X0 + X1 + A1 + A1:X1 + X2``, contrast ``1 + X2``,
+    ``1 + X1``; stage 2: main ``X0 + X1 + A1:X1 + X2 + C(site):A1``, contrast ``1 + X2``,
     ``applies="R == 0"``; both randomized (``KnownPropensity({-1: .5, 1: .5})``), with
     ``group = "site"`` for the library's site effects (fit with ``group="site",
     group_contrast=True`` to get site-specific contrast intercepts). The fixed parts are exact (stage 1 is
@@ -76,9 +76,12 @@ class MultisiteSmart(Scenario):
     for every site (then :math:`V_g = \psi_{21}` is site-free; true for the default
     ``site_seed``; see ``truth["stage1_site_structure_exact"]``). Stage-2 Q has a site
     intercept :math:`u_g - c_g` and a site-specific contrast intercept :math:`2 b_{2g}`, but
-    also a site-specific coefficient :math:`b_{1g}` on ``A1`` in its main part, which a model
-    with only random intercepts and random contrasts leaves out (harmless for the stage-2
-    contrast, since :math:`A_2` is randomized independently of :math:`A_1`).
+    also a site-specific coefficient :math:`\psi_{10} + b_{1g}` on ``A1`` in its main part,
+    which the default stage-2 main formula carries as fixed effects (``C(site):A1``). Leaving it
+    out does not bias the stage-2 contrast (:math:`A_2` is randomized independently of
+    :math:`A_1`) but biases the stage-2 Q-values by :math:`\pm b_{1g}`, and through the
+    pseudo-outcomes the stage-1 site contrasts and the value (measured: value posterior
+    2.50 [2.41, 2.58] against the true 2.654 at n = 2,000).
 
     Parameters
     ----------
@@ -127,7 +130,7 @@ class MultisiteSmart(Scenario):
             Stage("A1", main="X0 + X1", contrast="1 + X1", propensity=_HALF),
             Stage(
                 "A2",
-                main="X0 + X1 + A1 + A1:X1 + X2",
+                main="X0 + X1 + A1:X1 + X2 + C(site):A1",
                 contrast="1 + X2",
                 propensity=_HALF,
                 applies="R == 0",

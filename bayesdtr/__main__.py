@@ -1,0 +1,7 @@
+"""``python -m bayesdtr``: the command line."""
+
+import sys
+
+from bayesdtr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,537 @@
+r"""Frequentist Q-learning by ordinary least squares, with a nonparametric bootstrap.
+
+This is the classical baseline (DynTxRegime's ``qLearn``, DTRreg's Q-learning) for the same
+:class:`~bayesdtr.DTRModel` specification, so that Bayesian and frequentist answers can be put
+side by side in one run. Priors, propensity models and the engine settings of the model are
+ignored; only the stage formulas, feasible sets, ``applies=`` subsets and rewards are used.
+
+**Backward induction.** With :math:`V_{K+1} = Y`, going backwards over the stages
+:math:`k = K, \dots, 1`, stage k's target for the :math:`n_k` units that reach it is
+:math:`T_k = R_k + V_{k+1}`, and the Q-function
+
+.. math::
+
+    Q_k(h, a) = \mathrm{main}_k(h)^\top\beta_k
+        + \sum_{a' \ne \mathrm{ref}} 1\{a = a'\}\,\mathrm{contrast}_k(h)^\top\psi_{k,a'}
+              = x_k(h, a)^\top\theta_k
+
+is fitted by OLS, :math:`\hat\theta_k = (X_k^\top X_k)^{-1} X_k^\top T_k`, where row i of
+:math:`X_k` is :math:`x_k(H_{k,i}, A_{k,i})` (the observed arm). The pseudo-outcome carried to
+stage k-1 is the maximum of the fitted Q-function over the unit's feasible arms,
+
+.. math::
+
+    V_k(H_{k,i}) = \max_{a \in \mathcal{A}_k(H_{k,i})} x_k(H_{k,i}, a)^\top\hat\theta_k,
+
+for units that reach stage k, while a unit that skips stage k carries its target,
+:math:`V_k = T_k` (e.g. responders who are not re-randomized keep their observed outcome).
+
+**Standard errors.** Classical OLS standard errors at each stage,
+:math:`\widehat{\mathrm{Var}}(\hat\theta_k) = \hat\sigma_k^2 (X_k^\top X_k)^{-1}` with
+:math:`\hat\sigma_k^2 = \lVert T_k - X_k\hat\theta_k\rVert^2 / (n_k - p_k)`. Before the last
+stage they treat the pseudo-outcome as data, which ignores the estimation of the later stages and
+the non-smooth max (Chakraborty, Murphy and Strecher 2010): use the bootstrap there.
+
+**Value.** The plug-in value of the estimated optimal regime is the mean over all n units of
+:math:`V_1` (the max of :math:`\hat Q_1`, or :math:`T_1` for a unit that skips stage 1).
+
+**Bootstrap.** ``bootstrap=B`` resamples units with replacement B times and redoes the whole
+backward induction on each resample. A resample is the same as integer frequency weights
+:math:`w^{(b)} \sim \mathrm{Multinomial}(n, 1/n, \dots, 1/n)`, so every replicate is a weighted
+least squares fit, :math:`\hat\theta_k^{(b)} = (X_k^\top W^{(b)} X_k)^{-1} X_k^\top W^{(b)}
+T_k^{(b)}`, and the replicate value is :math:`\sum_i w_i^{(b)} V_{1,i}^{(b)} / n`. All B
+replicates are computed together with batched matrix products, in blocks of replicates that
+keep the memory bounded. The percentile bootstrap is known to under-cover the stage-1
+contrasts near the decision boundary (non-regularity; Chakraborty, Laber and Zhao 2013).
+
+References
+----------
+Chakraborty, B., Murphy, S. A. and Strecher, V. (2010). Inference for non-regular parameters in
+optimal dynamic treatment regimes. *Statistical Methods in Medical Research* 19, 317-343.
+
+Chakraborty, B., Laber, E. B. and Zhao, Y. (2013). Inference for optimal dynamic treatment
+regimes using an adaptive m-out-of-n bootstrap scheme. *Biometrics* 69, 714-723.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+
+from bayesdtr.data.design import DTRDesign, StageDesign
+from bayesdtr.exceptions import FitError
+
+__all__ = ["QLearningResult", "QLearningStage", "qlearning"]
+
+#: Upper bound on replicates x units held in one bootstrap block (float64 elements).
+_BLOCK_ELEMENTS = 4_000_000
+
+
+@dataclass
+class QLearningStage:
+    """OLS fit of one stage.
+
+    Attributes
+    ----------
+    treatment : str
+        Treatment column of the stage.
+    arms : list
+        Arm labels, reference first.
+    units : ndarray of int
+        Positions (0..n-1) of the units that reach the stage.
+    coef : pandas.Series
+        Estimates, indexed ``beta[term]`` then ``psi[arm, term]``.
+    se : pandas.Series
+        Classical OLS standard errors, same index.
+    sigma : float
+        Residual standard deviation (``n_units - n_coef`` degrees of freedom).
+    df_resid : int
+        Residual degrees of freedom.
+    target : ndarray
+        The regression target T_k of the stage's units (final outcome plus rewards at the last
+        stage, the pseudo-outcome before).
+    q : ndarray
+        Fitted Q_k(h, a) of the stage's units for every arm, shape (n_units, n_arms); infeasible
+        arms are included (use ``feasible`` to mask them).
+    feasible : ndarray of bool
+        (n_units, n_arms) feasible sets.
+    boot_coef : pandas.DataFrame or None
+        Bootstrap replicates of the coefficients (replicate x coefficient).
+    """
+
+    treatment: str
+    arms: list[Any]
+    units: np.ndarray
+    coef: pd.Series
+    se: pd.Series
+    sigma: float
+    df_resid: int
+    target: np.ndarray
+    q: np.ndarray
+    feasible: np.ndarray
+    boot_coef: pd.DataFrame | None = None
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def optimal_codes(self) -> np.ndarray:
+        """Arm codes of the estimated optimal rule for the stage's units."""
+        return np.argmax(np.where(self.feasible, self.q, -np.inf), axis=1)
+
+
+@dataclass
+class QLearningResult:
+    """Result of :func:`qlearning`.
+
+    Attributes
+    ----------
+    stages : list of QLearningStage
+        One OLS fit per stage, in time order.
+    value : float
+        Plug-in value of the estimated optimal regime.
+    pseudo_outcomes : list of ndarray
+        Value-to-go :math:`V_k` of all n units, one vector per stage (``pseudo_outcomes[k]``
+        is what stage k-1 regresses on, minus its reward).
+    boot_value : ndarray or None
+        Bootstrap replicates of the value, shape (B,).
+    n_singular : int
+        Bootstrap replicates in which some stage's resampled design was singular (solved by
+        minimum-norm least squares; a warning is issued when this is not 0).
+    seconds : float
+        Wall time of the whole computation (point fit plus bootstrap).
+    """
+
+    stages: list[QLearningStage]
+    value: float
+    pseudo_outcomes: list[np.ndarray]
+    index: pd.Index
+    boot_value: np.ndarray | None = None
+    bootstrap: int = 0
+    seed: int | None = None
+    n_singular: int = 0
+    seconds: float = 0.0
+    _names: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._names = {s.treatment: i for i, s in enumerate(self.stages)}
+
+    def stage(self, stage: int | str) -> QLearningStage:
+        """Look up a stage by 1-based number or treatment name."""
+        if isinstance(stage, str) and stage in self._names:
+            return self.stages[self._names[stage]]
+        if (
+            isinstance(stage, Integral)
+            and not isinstance(stage, bool)
+            and 1 <= int(stage) <= len(self.stages)
+        ):
+            return self.stages[int(stage) - 1]
+        raise FitError(
+            f"stage={stage!r} is not a stage of this fit; use 1..{len(self.stages)} or one of "
+            f"{list(self._names)}."
+        )
+
+    def coef(self, stage: int | str) -> pd.Series:
+        """OLS estimates of a stage, indexed ``beta[term]`` and ``psi[arm, term]``."""
+        return self.stage(stage).coef
+
+    def se(self, stage: int | str) -> pd.Series:
+        """Classical OLS standard errors of a stage."""
+        return self.stage(stage).se
+
+    def boot_se(self, stage: int | str) -> pd.Series:
+        """Bootstrap standard errors (SD over replicates) of a stage's coefficients."""
+        st = self.stage(stage)
+        if st.boot_coef is None:
+            raise FitError("boot_se() needs a bootstrap; call qlearning(model, bootstrap=1000).")
+        return st.boot_coef.std(axis=0, ddof=1).rename("boot_se")
+
+    def q_values(self, stage: int | str) -> pd.DataFrame:
+        """Fitted Q_k(h, a) of the stage's units: DataFrame obs x arm."""
+        st = self.stage(stage)
+        out = pd.DataFrame(st.q, index=self.index[st.units], columns=pd.Index(st.arms, name="arm"))
+        out.index.name = "obs"
+        return out
+
+    def optimal_treatment(self, stage: int | str) -> pd.Series:
+        """Estimated optimal arm (argmax of fitted Q over feasible arms) of the stage's units."""
+        st = self.stage(stage)
+        labels = [st.arms[c] for c in st.optimal_codes]
+        return pd.Series(
+            labels, index=pd.Index(self.index[st.units], name="obs"), name=f"optimal_{st.treatment}"
+        )
+
+    def summary(self, *, level: float = 0.95) -> pd.DataFrame:
+        """Table of estimates, OLS SEs and, with a bootstrap, bootstrap SEs and percentile CIs.
+
+        Parameters
+        ----------
+        level : float, default 0.95
+            Coverage of the percentile intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per coefficient (index ``"A1::psi[1, X1]"``) plus a ``"value"`` row.
+        """
+        if not 0 < level < 1:
+            raise FitError(f"level= must be in (0, 1); got {level!r}.")
+        lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+        rows = []
+        for st in self.stages:
+            tab = pd.DataFrame({"estimate": st.coef, "se": st.se})
+            if st.boot_coef is not None:
+                tab["boot_se"] = st.boot_coef.std(axis=0, ddof=1)
+                tab[f"boot_{lo:.3g}"] = st.boot_coef.quantile(lo, axis=0)
+                tab[f"boot_{hi:.3g}"] = st.boot_coef.quantile(hi, axis=0)
+            tab.index = [f"{st.treatment}::{i}" for i in tab.index]
+            rows.append(tab)
+        val = {"estimate": self.value, "se": np.nan}
+        if self.boot_value is not None:
+            val |= {
+                "boot_se": float(np.std(self.boot_value, ddof=1)),
+                f"boot_{lo:.3g}": float(np.quantile(self.boot_value, lo)),
+                f"boot_{hi:.3g}": float(np.quantile(self.boot_value, hi)),
+            }
+        rows.append(pd.DataFrame(val, index=["value"]))
+        return pd.concat(rows)
+
+    def __repr__(self) -> str:
+        boot = f", bootstrap B={self.bootstrap}" if self.bootstrap else ""
+        return f"QLearningResult({len(self.stages)} stages, value {self.value:.4g}{boot})"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def coef_names(sd: StageDesign) -> list[str]:
+    """Coefficient labels of a stage: ``beta[term]`` then ``psi[arm, term]`` per non-reference arm."""
+    names = [f"beta[{t}]" for t in sd.main_terms]
+    names += [f"psi[{arm}, {t}]" for arm in sd.arms[1:] for t in sd.contrast_terms]
+    return names
+
+
+@dataclass
+class _StageArrays:
+    """Per-stage arrays reused by the point fit and every bootstrap block."""
+
+    sd: StageDesign
+    X: np.ndarray  # (n_k, p) observed-arm design, uncentred
+    Xc: np.ndarray  # (n_k, p) centred (better conditioned normal equations)
+    XX: np.ndarray  # (n_k, p * p) row-wise outer products of Xc
+    arm_designs: np.ndarray  # (m, n_k, p) design of each arm, uncentred
+    everyone: bool
+
+
+def _stage_arrays(design: DTRDesign) -> list[_StageArrays]:
+    out = []
+    for sd in design.stages:
+        Xc = sd.X_centered
+        n_k, p = Xc.shape
+        arm_designs = np.stack(
+            [sd.full_design(sd.X_main, sd.X_contrast, np.full(n_k, j)) for j in range(sd.n_arms)]
+        )
+        out.append(
+            _StageArrays(
+                sd=sd,
+                X=sd.X,
+                Xc=Xc,
+                XX=(Xc[:, :, None] * Xc[:, None, :]).reshape(n_k, p * p),
+                arm_designs=arm_designs,
+                everyone=sd.n_units == design.n,
+            )
+        )
+    return out
+
+
+def _check_model(model: Any) -> DTRDesign:
+    design = getattr(model, "design", None)
+    if not isinstance(design, DTRDesign):
+        raise FitError(f"model must be a bd.DTRModel; got {type(model).__name__}.")
+    if design.family != "gaussian":
+        raise FitError(
+            f"The OLS Q-learning baseline supports only Gaussian outcomes; this model has "
+            f"family={design.family!r}. Use DTRModel(..., family='gaussian') or the Bayesian fit."
+        )
+    if design.group is not None:
+        raise FitError(
+            f"group={design.group!r}: groups (random site effects) are not supported by the OLS "
+            "Q-learning baseline. Build the DTRModel without group= for the baseline (or add the "
+            "group as fixed effects in main=)."
+        )
+    return design
+
+
+def _solve_batch(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """Solve A[i] x = b[i] for a batch; singular systems get the minimum-norm LS solution."""
+    try:
+        return np.linalg.solve(A, b[..., None])[..., 0], 0
+    except np.linalg.LinAlgError:
+        out = np.empty_like(b)
+        bad = 0
+        for i in range(A.shape[0]):
+            try:
+                out[i] = np.linalg.solve(A[i], b[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.linalg.lstsq(A[i], b[i], rcond=None)[0]
+                bad += 1
+        return out, bad
+
+
+def _bootstrap_block(
+    arrays: list[_StageArrays], design: DTRDesign, w: np.ndarray
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Backward induction for a block of frequency-weight vectors ``w`` (b, n).
+
+    Returns per-stage coefficient replicates (b, p_k), the values (b,) and a (b,) flag of
+    replicates that hit a singular design.
+    """
+    b, n = w.shape
+    K = len(arrays)
+    thetas: list[np.ndarray] = [np.empty(0)] * K
+    singular = np.zeros(b, dtype=bool)
+    V: np.ndarray | None = None  # (b, n) value-to-go of the next stage
+    for k in reversed(range(K)):
+        sa = arrays[k]
+        sd = sa.sd
+        u = sd.units
+        n_k, p = sa.Xc.shape
+        wk = w[:, u]
+        A = (wk @ sa.XX).reshape(b, p, p)
+        if V is None:
+            T_full = np.broadcast_to(design.y + sd.reward, (b, n))
+            rhs = wk @ (sa.Xc * T_full[0, u][:, None])
+        else:
+            T_full = sd.reward[None, :] + V
+            rhs = (wk * T_full[:, u]) @ sa.Xc
+        th_c, _ = _solve_batch(A, rhs)
+        # a replicate may miss an arm entirely: flag rank deficiency explicitly
+        if n_k > 0:
+            used = wk > 0
+            for j in range(1, sd.n_arms):
+                singular |= ~np.any(used & (sd.a == j)[None, :], axis=1)
+        theta = sd.uncenter(th_c)
+        thetas[k] = theta
+        q = np.einsum("mnp,bp->bnm", sa.arm_designs, theta, optimize=True)
+        qmax = np.max(np.where(sd.feasible[None], q, -np.inf), axis=2)
+        if sa.everyone:
+            V = qmax
+        else:
+            V = np.array(T_full, dtype=float, copy=True)
+            V[:, u] = qmax
+    assert V is not None
+    values = np.sum(w * V, axis=1) / n
+    return thetas, values, singular
+
+
+# --------------------------------------------------------------------------- public
+
+
+def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLearningResult:
+    r"""Frequentist Q-learning (OLS backward induction) of a :class:`~bayesdtr.DTRModel`.
+
+    Fits each stage's Q-function by ordinary least squares, from the last stage back to the
+    first, on pseudo-outcomes :math:`R_k + \max_{a \in \text{feasible}} \hat Q_{k+1}(H_{k+1}, a)`
+    (see :mod:`bayesdtr.baselines.qlearning` for the formulas). With ``bootstrap=B``, units
+    are resampled with replacement B times and the whole backward induction is redone on each
+    resample, all replicates vectorized with numpy.
+
+    Parameters
+    ----------
+    model : DTRModel
+        The specification: stage formulas, feasible sets, ``applies=`` subsets and rewards are
+        used; priors and propensity models are ignored.
+    bootstrap : int, default 0
+        Number B of nonparametric bootstrap replicates (0 for none).
+    seed : int or None
+        Seed of the bootstrap resampling (``numpy.random.default_rng``); the same seed gives
+        identical replicates.
+
+    Returns
+    -------
+    QLearningResult
+        Per-stage OLS estimates (``result.coef(stage)``), standard errors (``result.se``),
+        pseudo-outcomes, the plug-in value, and the bootstrap replicates.
+
+    Raises
+    ------
+    FitError
+        If the model has a non-Gaussian outcome or ``group=`` (not supported by this
+        baseline), or ``bootstrap``/``seed`` are not non-negative integers.
+
+    See Also
+    --------
+    bayesdtr.DTRModel.fit : the Bayesian backward induction of the same specification.
+
+    Notes
+    -----
+    A bootstrap replicate that leaves out every unit of an arm at some stage has a singular
+    design; it is solved by minimum-norm least squares, counted in ``n_singular`` and warned
+    about. This happens only with very small arms.
+
+    Examples
+    --------
+    >>> import bayesdtr as bd
+    >>> from bayesdtr.baselines import qlearning
+    >>> df = bd.scenario("two_stage_cont").sample(500, seed=1)
+    >>> model = bd.DTRModel(df, [
+    ...     bd.Stage("A1", main="np.exp(X1)", contrast="1 + X1"),
+    ...     bd.Stage("A2", main="np.exp(X1) + np.exp(X2) + A1 + A1:X1", contrast="1 + X2")],
+    ...     outcome="Y")
+    >>> res = qlearning(model, bootstrap=200, seed=1)
+    >>> round(float(res.coef("A2")["psi[1, Intercept]"]), 1)  # true stage-2 blip (1, 1)
+    1.0
+    >>> list(res.coef(1).index)
+    ['beta[Intercept]', 'beta[np.exp(X1)]', 'psi[1, Intercept]', 'psi[1, X1]']
+    >>> res.boot_value.shape
+    (200,)
+    >>> round(res.value, 1)  # true optimal value 5.46
+    5.2
+    """
+    t0 = time.perf_counter()
+    design = _check_model(model)
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, Integral) or int(bootstrap) < 0:
+        raise FitError(
+            f"bootstrap= must be a non-negative integer (replicates, 0 for none); got {bootstrap!r}."
+        )
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, Integral) or int(seed) < 0
+    ):
+        raise FitError(f"seed= must be a non-negative integer or None; got {seed!r}.")
+    B = int(bootstrap)
+    n = design.n
+    arrays = _stage_arrays(design)
+    K = len(arrays)
+
+    # ---- point estimates
+    fits: list[QLearningStage | None] = [None] * K
+    pseudo: list[np.ndarray] = [np.empty(0)] * K
+    V: np.ndarray | None = None
+    for k in reversed(range(K)):
+        sa = arrays[k]
+        sd = sa.sd
+        u = sd.units
+        T_full = design.y + sd.reward if V is None else sd.reward + V
+        T = T_full[u]
+        n_k, p = sa.X.shape
+        Qm, R = linalg.qr(sa.X, mode="economic")
+        theta = linalg.solve_triangular(R, Qm.T @ T)
+        resid = T - sa.X @ theta
+        df_resid = n_k - p
+        sigma2 = float(resid @ resid / df_resid) if df_resid > 0 else np.nan
+        Rinv = linalg.solve_triangular(R, np.eye(p))
+        se = np.sqrt(sigma2 * np.sum(Rinv**2, axis=1))
+        q = np.einsum("mnp,p->nm", sa.arm_designs, theta)
+        names = coef_names(sd)
+        fits[k] = QLearningStage(
+            treatment=sd.treatment,
+            arms=list(sd.arms),
+            units=u,
+            coef=pd.Series(theta, index=names, name="estimate"),
+            se=pd.Series(se, index=names, name="se"),
+            sigma=float(np.sqrt(sigma2)),
+            df_resid=int(df_resid),
+            target=T,
+            q=q,
+            feasible=sd.feasible,
+        )
+        V = np.array(T_full, dtype=float, copy=True)
+        V[u] = np.max(np.where(sd.feasible, q, -np.inf), axis=1)
+        pseudo[k] = V.copy()
+    assert V is not None
+    value = float(np.mean(V))
+
+    # ---- bootstrap
+    boot_value = None
+    n_singular = 0
+    if B:
+        rng = np.random.default_rng(None if seed is None else int(seed))
+        block = max(1, min(B, _BLOCK_ELEMENTS // max(n, 1)))
+        boot_theta = [np.empty((B, f.coef.size)) for f in fits]  # type: ignore[union-attr]
+        boot_value = np.empty(B)
+        singular = np.zeros(B, dtype=bool)
+        for start in range(0, B, block):
+            b = min(block, B - start)
+            idx = rng.integers(0, n, size=(b, n))
+            w = (
+                np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n)
+                .reshape(b, n)
+                .astype(float)
+            )
+            thetas, vals, sing = _bootstrap_block(arrays, design, w)
+            sl = slice(start, start + b)
+            for k in range(K):
+                boot_theta[k][sl] = thetas[k]
+            boot_value[sl] = vals
+            singular[sl] = sing
+        for k, f in enumerate(fits):
+            f.boot_coef = pd.DataFrame(boot_theta[k], columns=f.coef.index)  # type: ignore[union-attr]
+            f.boot_coef.index.name = "replicate"  # type: ignore[union-attr]
+        n_singular = int(singular.sum())
+        if n_singular:
+            warnings.warn(
+                f"{n_singular} of {B} bootstrap replicates left out every unit of some arm at some "
+                "stage (singular design); their coefficients are minimum-norm solutions. The arms "
+                "are very small for a bootstrap.",
+                UserWarning,
+                stacklevel=2,
+            )
+    return QLearningResult(
+        stages=fits,  # type: ignore[arg-type]
+        value=value,
+        pseudo_outcomes=pseudo,
+        index=design.data.index,
+        boot_value=boot_value,
+        bootstrap=B,
+        seed=None if seed is None else int(seed),
+        n_singular=n_singular,
+        seconds=time.perf_counter() - t0,
+    )

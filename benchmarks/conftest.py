@@ -1,0 +1,3 @@
+"""Benchmarks are scripts, not tests: keep pytest (and --doctest-modules) away from them."""
+
+collect_ignore_glob = ["*.py"]
