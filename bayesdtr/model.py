@@ -147,7 +147,8 @@ class DTRModel:
         propagation: Literal["mean", "predictive", "augmented"] = "mean",
         engine: Literal["auto", "conjugate", "mcmc"] = "auto",
         sampler: Literal["nutpie", "pymc", "numpyro"] = "nutpie",
-        imputations: int = 100,
+        imputations: int = 200,
+        imputation_tune: int | None = None,
         robust: bool = False,
         progressbar: bool = True,
         warn: bool = True,
@@ -169,7 +170,7 @@ class DTRModel:
             "auto" uses it wherever it is exact and MCMC elsewhere.
         sampler : {"nutpie", "pymc", "numpyro"}
             NUTS implementation for MCMC stages and propensity models.
-        imputations : int, default 20
+        imputations : int, default 200
             Pseudo-outcome vectors M per earlier MCMC stage (multiple imputation).
         robust : bool, default False
             Doubly robust contrasts (dWOLS overlap weights with propensity draws, Bayesian
@@ -207,6 +208,7 @@ class DTRModel:
             engine=engine,
             sampler=sampler,
             imputations=int(imputations),
+            imputation_tune=None if imputation_tune is None else int(imputation_tune),
             robust=bool(robust),
             progressbar=bool(progressbar),
             group_contrast=self.group_contrast,

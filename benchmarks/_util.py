@@ -40,18 +40,26 @@ def without_propensity(stages: list) -> list:
 
 def environment() -> dict[str, Any]:
     """Machine and library versions, for the results file."""
-    import nutpie
     import numpy
+    import nutpie
     import pymc
     import pytensor
 
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE, check=False
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+            check=False,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=HERE, check=False
+                ["git", "status", "--porcelain"],
+                capture_output=True,
+                text=True,
+                cwd=HERE,
+                check=False,
             ).stdout.strip()
         )
     except OSError:
@@ -87,7 +95,12 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> st
     widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
     out = []
     for j, c in enumerate(cells):
-        out.append("  ".join(s.rjust(w) if i else s.ljust(w) for i, (s, w) in enumerate(zip(c, widths, strict=True))))
+        out.append(
+            "  ".join(
+                s.rjust(w) if i else s.ljust(w)
+                for i, (s, w) in enumerate(zip(c, widths, strict=True))
+            )
+        )
         if j == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

@@ -41,10 +41,23 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import RESULTS, current_rss_mb, environment, rss_mb, table, without_propensity, write_json  # noqa: E402
+from _util import (
+    RESULTS,
+    current_rss_mb,
+    environment,
+    rss_mb,
+    table,
+    without_propensity,
+    write_json,
+)  # noqa: E402
 
 CASES = ("conjugate", "nutpie", "pymc", "qlearning")
-LABELS = {"conjugate": "(a) conjugate", "nutpie": "(b) nutpie", "pymc": "(c) pymc", "qlearning": "(d) qlearning"}
+LABELS = {
+    "conjugate": "(a) conjugate",
+    "nutpie": "(b) nutpie",
+    "pymc": "(c) pymc",
+    "qlearning": "(d) qlearning",
+}
 
 
 # --------------------------------------------------------------------------- children
@@ -110,13 +123,17 @@ def _grad_cost_seconds(compiled, reps: int = 200_000) -> dict[str, float]:
     for _ in range(py_reps):
         jit(x, *shared)
     dispatch = (time.perf_counter() - t0) / py_reps
-    return {"grad_cost_s": in_numba, "grad_cost_python_call_s": dispatch, "n_dim": int(compiled.n_dim)}
+    return {
+        "grad_cost_s": in_numba,
+        "grad_cost_python_call_s": dispatch,
+        "n_dim": int(compiled.n_dim),
+    }
 
 
 def _warmup_gradients(post, settings, seed: int) -> dict[str, Any]:
     """Re-run the last stage's compiled nutpie model with save_warmup=True to count warmup gradients."""
-    import nutpie
     import numpy as np
+    import nutpie
 
     ind = post.induction
     K = ind.K
@@ -142,7 +159,9 @@ def _warmup_gradients(post, settings, seed: int) -> dict[str, Any]:
     out = {
         "rerun_seconds": seconds,
         "post_warmup_gradients_rerun": int(np.asarray(post_stats["n_steps"].values).sum()),
-        "warmup_gradients": int(np.asarray(warm["n_steps"].values).sum()) if warm is not None else None,
+        "warmup_gradients": int(np.asarray(warm["n_steps"].values).sum())
+        if warm is not None
+        else None,
     }
     return {**out, **cost}
 
@@ -159,7 +178,12 @@ def run_case(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
     base = current_rss_mb()
     res: dict[str, Any] = {"case": case, "n": n, "rss_base_mb": base}
     fit_kw = dict(
-        draws=cfg["draws"], tune=cfg["tune"], chains=cfg["chains"], random_seed=cfg["seed"], progressbar=False, warn=False
+        draws=cfg["draws"],
+        tune=cfg["tune"],
+        chains=cfg["chains"],
+        random_seed=cfg["seed"],
+        progressbar=False,
+        warn=False,
     )
     t0 = time.perf_counter()
     if case == "qlearning":
@@ -185,15 +209,22 @@ def run_case(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
                 "n_fits": int(f.n_fits),
                 "compile_s": float(f.compile_seconds),
                 "sample_s": float(f.sample_seconds),
-                "post_warmup_gradients": int(np.sum(f.stats["n_steps"])) if "n_steps" in f.stats else None,
-                "divergences": int(np.sum(f.stats["diverging"])) if "diverging" in f.stats else None,
+                "post_warmup_gradients": int(np.sum(f.stats["n_steps"]))
+                if "n_steps" in f.stats
+                else None,
+                "divergences": int(np.sum(f.stats["diverging"]))
+                if "diverging" in f.stats
+                else None,
             }
             for sd, f in zip(post.design.stages, post.fits, strict=True)
         ]
         if case != "conjugate":
             last = res["stages"][-1]
             cores = min(cfg["chains"], os.cpu_count() or 1)
-            floor: dict[str, Any] = {"cores": cores, "post_warmup_gradients": last["post_warmup_gradients"]}
+            floor: dict[str, Any] = {
+                "cores": cores,
+                "post_warmup_gradients": last["post_warmup_gradients"],
+            }
             if case == "nutpie":
                 floor |= _warmup_gradients(post, cfg, cfg["seed"])
             else:
@@ -204,7 +235,9 @@ def run_case(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
             g_post = floor["post_warmup_gradients"]
             floor["floor_post_warmup_s"] = g_post * floor["grad_cost_s"] / cores
             if floor.get("warmup_gradients") is not None:
-                floor["floor_total_s"] = (g_post + floor["warmup_gradients"]) * floor["grad_cost_s"] / cores
+                floor["floor_total_s"] = (
+                    (g_post + floor["warmup_gradients"]) * floor["grad_cost_s"] / cores
+                )
             floor["last_stage_sample_s"] = last["sample_s"]
             res["last_stage_floor"] = floor
     res["rss_peak_mb"] = rss_mb()
@@ -218,7 +251,18 @@ def run_case(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
 def _child(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = fh.name
-    cmd = [sys.executable, __file__, "--child", case, "--n", str(n), "--child-out", out, "--config", json.dumps(cfg)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        case,
+        "--n",
+        str(n),
+        "--child-out",
+        out,
+        "--config",
+        json.dumps(cfg),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -343,13 +387,21 @@ def report(results: list[dict[str, Any]], ns: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="n=1,000 only, 4 x 200 draws, tune 200, B=200")
-    p.add_argument("--n", type=int, nargs="+", default=None, help="sample sizes (default 1000 10000)")
+    p.add_argument(
+        "--quick", action="store_true", help="n=1,000 only, 4 x 200 draws, tune 200, B=200"
+    )
+    p.add_argument(
+        "--n", type=int, nargs="+", default=None, help="sample sizes (default 1000 10000)"
+    )
     p.add_argument("--draws", type=int, default=None)
     p.add_argument("--tune", type=int, default=None)
     p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--imputations", type=int, default=20, help="M for the earlier MCMC stage (default 20)")
-    p.add_argument("--bootstrap", type=int, default=None, help="Q-learning bootstrap replicates (default 1000)")
+    p.add_argument(
+        "--imputations", type=int, default=20, help="M for the earlier MCMC stage (default 20)"
+    )
+    p.add_argument(
+        "--bootstrap", type=int, default=None, help="Q-learning bootstrap replicates (default 1000)"
+    )
     p.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None)
@@ -379,14 +431,28 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             r = _child(case, n, cfg)
             status = "ERROR" if "error" in r else f"wall {r['wall_s']:.2f} s"
-            print(f"  {LABELS[case]:<15} n={n:>6,}: {status} (process {time.perf_counter() - t0:.1f} s)", flush=True)
+            print(
+                f"  {LABELS[case]:<15} n={n:>6,}: {status} (process {time.perf_counter() - t0:.1f} s)",
+                flush=True,
+            )
             results.append(r)
     text = report(results, ns)
     print()
     print(text)
     out = args.out or RESULTS / ("backward_quick.json" if args.quick else "backward.json")
     ratios = {str(n): _ratios({r["case"]: r for r in results if r["n"] == n}) for n in ns}
-    write_json(out, {"benchmark": "backward", "environment": environment(), "config": cfg, "n": ns, "results": results, "ratios": ratios, "table": text})
+    write_json(
+        out,
+        {
+            "benchmark": "backward",
+            "environment": environment(),
+            "config": cfg,
+            "n": ns,
+            "results": results,
+            "ratios": ratios,
+            "table": text,
+        },
+    )
     print(f"\nwrote {out}")
     return 0
 

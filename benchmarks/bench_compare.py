@@ -28,7 +28,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import RESULTS, current_rss_mb, environment, rss_mb, table, without_propensity, write_json  # noqa: E402
+from _util import (
+    RESULTS,
+    current_rss_mb,
+    environment,
+    rss_mb,
+    table,
+    without_propensity,
+    write_json,
+)  # noqa: E402
 
 
 def regimes():
@@ -62,7 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     sc = bd.scenario("two_stage_cont")
     df = sc.sample(args.n, seed=args.seed)
     model = bd.DTRModel(df, without_propensity(sc.stages), outcome=sc.outcome)
-    kw = dict(engine="conjugate", draws=draws, chains=args.chains, random_seed=args.seed, progressbar=False, warn=False)
+    kw = dict(
+        engine="conjugate",
+        draws=draws,
+        chains=args.chains,
+        random_seed=args.seed,
+        progressbar=False,
+        warn=False,
+    )
     base = current_rss_mb()
     regs = regimes()
 
@@ -92,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     peak = rss_mb()
 
     text = table(rows, [("what", "step", ""), ("seconds", "seconds", ".3f")])
-    note = "" if has_compare else "DTRPosterior.compare does not exist; timed five post.value(regime) calls only."
+    note = (
+        ""
+        if has_compare
+        else "DTRPosterior.compare does not exist; timed five post.value(regime) calls only."
+    )
     print(f"bench_compare: n={args.n}, {args.chains} chains x {draws} draws, conjugate, 5 regimes")
     print(text)
     if note:

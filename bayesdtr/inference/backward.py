@@ -28,7 +28,13 @@ import numpy as np
 from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import FitError, RegimeError
 from bayesdtr.inference.conjugate import nig_draws, robust_draws
-from bayesdtr.inference.draws import PropensityDraws, StageDraws, q_linear, q_response
+from bayesdtr.inference.draws import (
+    PropensityDraws,
+    StageDraws,
+    feasible_argmax,
+    q_linear,
+    q_response,
+)
 from bayesdtr.models.priors import StagePriors, nig_hyper
 from bayesdtr.models.propensity import propensity_probabilities
 from bayesdtr.regimes import Regime
@@ -48,11 +54,17 @@ class FitSettings:
     propagation: Propagation = "mean"
     engine: str = "auto"
     sampler: str = "nutpie"
-    imputations: int = 100
+    imputations: int = 200
+    imputation_tune: int | None = None
     robust: bool = False
     progressbar: bool = False
     group_contrast: bool = False
     max_chunk_elements: int = 20_000_000
+
+    @property
+    def tune_per_imputation(self) -> int:
+        """Tuning steps of each multiple-imputation refit (default ``min(tune, 200)``)."""
+        return min(self.tune, 200) if self.imputation_tune is None else self.imputation_tune
 
     @property
     def total(self) -> int:
@@ -155,8 +167,7 @@ class Induction:
         """Arm codes chosen by the regime at stage k for each draw: (S, n_k)."""
         sd = self.design.stages[k]
         if self.regime.follows_optimal(sd.treatment):
-            masked = np.where(sd.feasible[None, :, :], q, -np.inf)
-            return np.argmax(masked, axis=2)
+            return feasible_argmax(q, sd.feasible[None, :, :])
         return np.broadcast_to(self.fixed_decisions(k), q.shape[:2])
 
     def fixed_decisions(self, k: int) -> np.ndarray:

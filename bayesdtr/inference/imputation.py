@@ -72,7 +72,7 @@ def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
         res = sampler.run(
             om.data_for(targets[j]),
             draws=per,
-            tune=st.tune,
+            tune=st.tune if last else st.tune_per_imputation,
             chains=st.chains,
             seed=int(seeds[j]),
             progressbar=st.progressbar,
