@@ -13,7 +13,15 @@ from bayesdtr.constants import HDI_PROB
 from bayesdtr.data.design import StageDesign, materialize
 from bayesdtr.exceptions import DataError, FitError, RegimeError
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
-from bayesdtr.inference.draws import PropensityDraws, StageDraws, q_linear, q_response
+from bayesdtr.inference.draws import (
+    PropensityDraws,
+    StageDraws,
+    best_arm,
+    q_arms,
+    q_linear,
+    q_response,
+    select_arm,
+)
 from bayesdtr.regimes import Regime, as_regime
 
 __all__ = ["DTRPosterior"]
@@ -138,8 +146,7 @@ class DTRPosterior:
         rng = np.random.default_rng(self._child(f"opt/{k}"))
         out = np.empty((self.n_samples, len(rows)), dtype=np.int64)
         for idx in self._chunks(len(rows), sd.n_arms):
-            q = q_linear(sd, self.fits[k], idx, Xm, Xc, g, rng)
-            out[idx] = np.argmax(np.where(feas[None], q, -np.inf), axis=2)
+            out[idx] = best_arm(q_arms(sd, self.fits[k], idx, Xm, Xc, g, rng), feas)[0]
         return rows, out
 
     def optimal_treatment(self, stage: int | str, data: pd.DataFrame | None = None) -> xr.DataArray:
@@ -155,10 +162,22 @@ class DTRPosterior:
         )
 
     def prob_optimal(self, stage: int | str, data: pd.DataFrame | None = None) -> pd.DataFrame:
-        """P(arm a is optimal | data) for each unit: DataFrame obs x arm (rows sum to 1)."""
+        """P(arm a is optimal | data) for each unit: DataFrame obs x arm (rows sum to 1).
+
+        For the observed units this reuses the decisions tallied during the backward induction.
+        """
         k, sd = self._stage(stage)
-        rows, codes = self._optimal_codes(k, sd, data)
-        counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
+        if data is None:
+            rows = self.design.data.iloc[sd.units]
+            if k == 0 and self.induction.decision_counts(k) is None:
+                self.value("optimal")  # its pass over the stage-1 draws tallies the decisions
+            if self.induction.decision_counts(k) is None:
+                for idx in self._chunks(sd.n_units, sd.n_arms):
+                    self.induction.decide(k, self.induction.q_observed(k, idx), idx)
+            counts = self.induction.decision_counts(k) / self.n_samples  # type: ignore[operator]
+        else:
+            rows, codes = self._optimal_codes(k, sd, data)
+            counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
         out = pd.DataFrame(counts, index=rows.index, columns=pd.Index(sd.arms, name="arm"))
         out.index.name = "obs"
         return out
@@ -196,13 +215,33 @@ class DTRPosterior:
         self._keep.append(regime)
         return ind
 
+    @property
+    def _bb_block(self) -> int:
+        """Draws per block of Bayesian-bootstrap weights (about 4e6 weights a block)."""
+        return int(max(1, min(256, 4_000_000 // max(1, self.design.n))))
+
+    def _bb_chunks(self):
+        """Chunks of draws aligned with the Bayesian-bootstrap blocks."""
+        b = self._bb_block
+        for start in range(0, self.n_samples, b):
+            yield np.arange(start, min(self.n_samples, start + b))
+
     def _bb_weights(self, idx: np.ndarray) -> np.ndarray:
-        """Bayesian-bootstrap weights of units for draws ``idx`` (same for every regime)."""
-        out = np.empty((len(idx), self.design.n))
-        for j, s in enumerate(idx):
-            rng = np.random.default_rng(np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=(7, int(s))))
-            out[j] = rng.exponential(1.0, size=self.design.n)
-        return out / out.mean(axis=1, keepdims=True)
+        """Bayesian-bootstrap weights (mean 1) of the units for draws ``idx``.
+
+        Generated in fixed blocks of draws from the posterior's seed, so every regime and
+        method sees the same weights for the same draw (a joint posterior over regimes).
+        """
+        n, size = self.design.n, self._bb_block
+        out = np.empty((len(idx), n), dtype=np.float32)
+        blocks = idx // size
+        for b in np.unique(blocks):
+            rng = np.random.default_rng(np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=(7, int(b))))
+            w = rng.standard_exponential(size=(size, n), dtype=np.float32)
+            rows = blocks == b
+            out[rows] = w[idx[rows] % size]
+        out /= out.mean(axis=1, keepdims=True)
+        return out
 
     def value(
         self,
@@ -230,7 +269,7 @@ class DTRPosterior:
             ind = self.induction_for(reg)
             if method == "q":
                 vals = np.empty(self.n_samples)
-                for idx in self._chunks(self.design.n, 2 * ind.K):
+                for idx in self._bb_chunks():
                     vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
             else:
                 from bayesdtr.values import weighted_value
@@ -338,12 +377,11 @@ class DTRPosterior:
         rows, Xm, Xc, g, feas = self._rows(0, sd, data)
         rng = np.random.default_rng(self._child(f"predict/{reg.name}"))
         idx = np.arange(self.n_samples)
-        q = q_response(q_linear(sd, ind.fits[0], idx, Xm, Xc, g, rng), ind.family(0))
+        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, rng), ind.family(0))
         if reg.follows_optimal(sd.treatment):
-            d = np.argmax(np.where(feas[None], q, -np.inf), axis=2)
+            mean = best_arm(q, feas)[1]
         else:
-            d = np.broadcast_to(regime_codes(reg, sd, rows, feas), q.shape[:2])
-        mean = np.take_along_axis(q, d[..., None], axis=2)[..., 0]
+            mean = select_arm(q, regime_codes(reg, sd, rows, feas))
         if self.design.family == "bernoulli" and ind.K == 1:
             draw = (rng.random(mean.shape) < np.clip(mean, 0, 1)).astype(float)
         else:
@@ -455,12 +493,11 @@ class _PointRule:
         for start in range(0, len(rows), step):
             sl = slice(start, start + step)
             gg = None if g is None else g[sl]
+            q = q_arms(sd, fit, self.idx, Xm[sl], Xc[sl], gg, rng)
             if self.kind == "mean":
-                q = q_linear(sd, fit, self.idx, Xm[sl], Xc[sl], gg, rng).mean(axis=0)
-                codes[sl] = np.argmax(np.where(feas[sl], q, -np.inf), axis=1)
+                codes[sl] = best_arm(q.mean(axis=1, keepdims=True), feas[sl])[0][0]
             else:
-                q = q_linear(sd, fit, self.idx, Xm[sl], Xc[sl], gg, rng)
-                best = np.argmax(np.where(feas[sl][None], q, -np.inf), axis=2)
-                counts = np.stack([(best == j).sum(axis=0) for j in range(sd.n_arms)], axis=1)
-                codes[sl] = np.argmax(counts, axis=1)
+                best = best_arm(q, feas[sl])[0]
+                counts = np.stack([(best == j).sum(axis=0) for j in range(sd.n_arms)])[:, None, :]
+                codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
         return np.asarray(sd.arms, dtype=object)[codes] if any(isinstance(a, str) for a in sd.arms) else np.asarray(sd.arms)[codes]

@@ -45,7 +45,7 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
     n = design.n
     G = ind.observed_return()
     out = np.empty(post.n_samples)
-    for idx in post._chunks(n, 2 * ind.K):
+    for idx in post._bb_chunks():
         omega = post._bb_weights(idx)
         ratio_prev = np.ones((len(idx), n))  # C_{k-1} / pibar_{k-1}
         aug = np.zeros((len(idx), n))
@@ -53,7 +53,7 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
         stage_idx = idx
         for k, sd in enumerate(design.stages):
             q = ind.q_observed(k, stage_idx)
-            d = ind.decisions(k, q)
+            d, qd = ind.decide(k, q, stage_idx)
             followed = d == sd.a[None, :]
             prop = propensity_for(post.propensities[k], sd, design, idx % _n_prop(post.propensities[k], post.n_samples))
             p_obs = np.take_along_axis(
@@ -62,7 +62,7 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
             ratio = ratio_prev.copy()
             ratio[:, sd.units] = ratio_prev[:, sd.units] * followed / p_obs
             if method == "aipw":
-                mu = past_reward[sd.units][None, :] + np.take_along_axis(q, d[..., None], axis=2)[..., 0]
+                mu = past_reward[sd.units][None, :] + qd
                 aug[:, sd.units] += (ratio_prev[:, sd.units] - ratio[:, sd.units]) * mu
             ratio_prev = ratio
             past_reward = past_reward + sd.reward

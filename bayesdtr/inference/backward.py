@@ -31,9 +31,10 @@ from bayesdtr.inference.conjugate import nig_draws, robust_draws
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
-    feasible_argmax,
-    q_linear,
+    best_arm,
+    q_arms,
     q_response,
+    select_arm,
 )
 from bayesdtr.models.priors import StagePriors, nig_hyper
 from bayesdtr.models.propensity import propensity_probabilities
@@ -59,7 +60,7 @@ class FitSettings:
     robust: bool = False
     progressbar: bool = False
     group_contrast: bool = False
-    max_chunk_elements: int = 20_000_000
+    max_chunk_elements: int = 1_000_000
 
     @property
     def tune_per_imputation(self) -> int:
@@ -137,6 +138,7 @@ class Induction:
         seeds = seed.spawn(self.K + 1)
         self.rngs = [np.random.default_rng(s) for s in seeds]
         self._fixed: dict[int, np.ndarray] = {}
+        self._tallies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         regime.check_covers(design.treatments)
 
     # ------------------------------------------------------------------ public
@@ -157,18 +159,45 @@ class Induction:
         return self.design.y + sum(sd.reward for sd in self.design.stages)
 
     def q_observed(self, k: int, idx: np.ndarray) -> np.ndarray:
-        """Q_k on the outcome scale for the units of stage k: (len(idx), n_k, m)."""
+        """Q_k on the outcome scale for the units of stage k, arm first: (m, len(idx), n_k)."""
         sd = self.design.stages[k]
         g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
-        lin = q_linear(sd, self.fits[k], idx, sd.X_main, sd.X_contrast, g)  # type: ignore[arg-type]
+        lin = q_arms(sd, self.fits[k], idx, sd.X_main, sd.X_contrast, g)  # type: ignore[arg-type]
         return q_response(lin, self.family(k))
 
-    def decisions(self, k: int, q: np.ndarray) -> np.ndarray:
-        """Arm codes chosen by the regime at stage k for each draw: (S, n_k)."""
+    def decide(self, k: int, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Arm codes the regime takes at stage k (S, n_k) and their Q (S, n_k).
+
+        Following the optimal rule, the draws' argmax decisions are also tallied per unit, once
+        per draw, so that P(arm optimal) of the observed units costs nothing extra.
+        """
         sd = self.design.stages[k]
-        if self.regime.follows_optimal(sd.treatment):
-            return feasible_argmax(q, sd.feasible[None, :, :])
-        return np.broadcast_to(self.fixed_decisions(k), q.shape[:2])
+        if not self.regime.follows_optimal(sd.treatment):
+            d = self.fixed_decisions(k)
+            return np.broadcast_to(d, q.shape[1:]), select_arm(q, d)
+        d, best = best_arm(q, sd.feasible)
+        tally = self._tallies.setdefault(k, (np.zeros((sd.n_units, sd.n_arms)), np.zeros(self.fits[k].n, dtype=bool)))  # type: ignore[union-attr]
+        counts, seen = tally
+        uniq, first = np.unique(idx, return_index=True)
+        new = first[~seen[uniq]]
+        if len(new):
+            seen[idx[new]] = True
+            dn = d if len(new) == len(idx) else d[new]
+            if sd.n_arms == 2:
+                ones = dn.sum(axis=0, dtype=np.int64)
+                counts[:, 1] += ones
+                counts[:, 0] += len(new) - ones
+            else:
+                for j in range(sd.n_arms):
+                    counts[:, j] += np.count_nonzero(dn == j, axis=0)
+        return d, best
+
+    def decision_counts(self, k: int) -> np.ndarray | None:
+        """Per-unit counts of each arm being optimal over all draws of stage k, if all were seen."""
+        tally = self._tallies.get(k)
+        if tally is None or not tally[1].all():
+            return None
+        return tally[0]
 
     def fixed_decisions(self, k: int) -> np.ndarray:
         if k not in self._fixed:
@@ -201,12 +230,11 @@ class Induction:
         else:
             V = np.empty((len(idx), n))
         q = self.q_observed(k, idx)
-        d = self.decisions(k, q)
-        qd = np.take_along_axis(q, d[..., None], axis=2)[..., 0]
+        d, qd = self.decide(k, q, idx)
         if prop == "mean":
             V[:, sd.units] = qd
         elif prop == "augmented":
-            qa = q[:, np.arange(sd.n_units), sd.a]
+            qa = select_arm(q, sd.a)
             V[:, sd.units] = T[:, sd.units] + qd - qa
         else:  # predictive
             rng = self.rngs[k]
