@@ -113,7 +113,7 @@ def best_arm(q: np.ndarray, feasible: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     >>> q = np.array([[[1.0, 3.0]], [[2.0, 1.0]], [[2.0, 5.0]]])
     >>> best_arm(q, np.array([[True, True, True], [True, True, False]]))[0]
-    array([[1, 0]])
+    array([[1, 0]], dtype=int8)
     """
     m = q.shape[0]
     all_feasible = bool(np.all(feasible))
