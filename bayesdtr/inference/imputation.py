@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayesdtr.inference.draws import StageDraws
-from bayesdtr.inference.sampling import NUTSSampler
+from bayesdtr.inference.sampling import cached_sampler
 from bayesdtr.models.outcome import build_outcome_model
 from bayesdtr.models.priors import nig_hyper
 
@@ -49,22 +49,18 @@ def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
         n_next = ind.fits[k + 1].n  # type: ignore[union-attr]
         ancestors = rng.choice(n_next, size=m, replace=m > n_next)
         targets = ind.target_for_fit(k, ancestors)
-    key = ("outcome", k, st.sampler)
-    created = key not in ind.samplers
-    if created:
-        om = build_outcome_model(
-            sd,
-            targets[0],
-            family=family,
-            priors=ind.priors[sd.treatment],
-            hyper=hyper,
-            group_codes=None if design.group_codes is None else design.group_codes[sd.units],
-            n_groups=len(design.group_levels),
-            group_contrast=st.group_contrast,
-            target_scale=float(np.std(g_obs)) or 1.0,
-        )
-        ind.samplers[key] = (om, NUTSSampler(om.model, sampler=st.sampler))  # type: ignore[arg-type]
-    om, sampler = ind.samplers[key]
+    om = build_outcome_model(
+        sd,
+        targets[0],
+        family=family,
+        priors=ind.priors[sd.treatment],
+        hyper=hyper,
+        group_codes=None if design.group_codes is None else design.group_codes[sd.units],
+        n_groups=len(design.group_levels),
+        group_contrast=st.group_contrast,
+        target_scale=float(np.std(g_obs)) or 1.0,
+    )
+    sampler, created = cached_sampler(om.key, om.build, st.sampler)  # type: ignore[arg-type]
     seeds = rng.integers(0, 2**31 - 1, size=m)
     blocks = []
     seconds = 0.0

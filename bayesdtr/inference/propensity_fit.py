@@ -7,7 +7,7 @@ import numpy as np
 from bayesdtr.data.design import DTRDesign
 from bayesdtr.inference.draws import PropensityDraws
 from bayesdtr.inference.imputation import flatten_draws
-from bayesdtr.inference.sampling import NUTSSampler
+from bayesdtr.inference.sampling import cached_sampler
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.models.propensity import build_propensity_model
 
@@ -35,14 +35,14 @@ def fit_propensities(
         if sd.X_prop is None:
             out.append(None)
             continue
-        model = build_propensity_model(
+        key, data, build = build_propensity_model(
             sd,
             priors=priors[sd.treatment],
             group_codes=None if design.group_codes is None else design.group_codes[sd.units],
             n_groups=len(design.group_levels),
         )
-        smp = NUTSSampler(model, sampler=sampler)  # type: ignore[arg-type]
-        res = smp.run(None, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar)
+        smp, created = cached_sampler(key, build, sampler)  # type: ignore[arg-type]
+        res = smp.run(data, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar)
         out.append(
             PropensityDraws(
                 gamma=flatten_draws(res.draws["propensity_coef"]),
@@ -50,7 +50,7 @@ def fit_propensities(
                 stats={k: flatten_draws(v) for k, v in res.stats.items()},
                 chains=chains,
                 draws=draws,
-                compile_seconds=smp.compile_seconds,
+                compile_seconds=smp.compile_seconds if created else 0.0,
                 sample_seconds=res.seconds,
             )
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,7 +20,11 @@ import pymc as pm
 
 from bayesdtr.exceptions import FitError
 
-__all__ = ["NUTSSampler", "NUTSResult"]
+__all__ = ["NUTSSampler", "NUTSResult", "cached_sampler", "clear_cache"]
+
+#: Compiled samplers kept for reuse, keyed by model structure (least recently used first out).
+_CACHE: OrderedDict[tuple, NUTSSampler] = OrderedDict()
+CACHE_SIZE = 32
 
 Sampler = Literal["nutpie", "pymc", "numpyro"]
 
@@ -112,3 +118,32 @@ class NUTSSampler:
             if name in stats_ds.data_vars:
                 stats[name] = np.asarray(stats_ds[name].values)
         return NUTSResult(draws=out, stats=stats, seconds=seconds)
+
+
+def cached_sampler(key: tuple, build: Callable[[], pm.Model], sampler: Sampler) -> tuple[NUTSSampler, bool]:
+    """The compiled sampler of a model structure, compiling it on first use.
+
+    Models put every data-dependent quantity in ``pm.Data`` containers, so a structure
+    (``key``) compiles once per process and serves every later fit through ``with_data``:
+    imputations, regime refits and the replicates of a simulation study.
+
+    Returns
+    -------
+    sampler : NUTSSampler
+    created : bool
+        Whether it was compiled by this call.
+    """
+    full = (*key, sampler)
+    if full in _CACHE:
+        _CACHE.move_to_end(full)
+        return _CACHE[full], False
+    smp = NUTSSampler(build(), sampler=sampler)
+    _CACHE[full] = smp
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return smp, True
+
+
+def clear_cache() -> None:
+    """Forget every compiled sampler (e.g. to measure compile times)."""
+    _CACHE.clear()

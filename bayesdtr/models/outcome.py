@@ -26,6 +26,7 @@ between imputations swaps only :math:`W^\top T` and :math:`T^\top T`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,21 +41,28 @@ __all__ = ["OutcomeModel", "build_outcome_model", "group_design"]
 
 @dataclass
 class OutcomeModel:
-    """A compiled-once PyMC stage model and how to swap its target."""
+    """A stage model's data and structure; the PyMC model is built only when not cached.
 
-    model: pm.Model
+    Every data-dependent quantity (design cross-products, prior locations and scales) is a
+    ``pm.Data`` container, so one compiled model serves every fit with the same structure
+    (``key``): imputations, regimes, replicates of a simulation study.
+    """
+
     family: str
-    W: np.ndarray | None  # full design for sufficient statistics (gaussian only)
-    n_theta: int
-    n_groups: int
-    group_contrast: bool
+    key: tuple
+    data: dict[str, np.ndarray]
+    W: np.ndarray
+    build: Callable[[], pm.Model]
 
     def data_for(self, target: np.ndarray) -> dict[str, np.ndarray]:
-        """Values of the model's data containers for a new target vector."""
+        """Values of all the model's data containers for a target vector."""
+        out = dict(self.data)
         if self.family == "gaussian":
-            assert self.W is not None
-            return {"Wty": self.W.T @ target, "yty": np.array(target @ target)}
-        return {"target": target.astype(np.int64)}
+            out["Wty"] = self.W.T @ target
+            out["yty"] = np.asarray(float(target @ target))
+        else:
+            out["target"] = target.astype(np.int64)
+        return out
 
 
 def group_design(codes: np.ndarray, a: np.ndarray, n_groups: int, n_arms: int, contrast: bool) -> np.ndarray:
@@ -91,93 +99,94 @@ def build_outcome_model(
     group_contrast: bool,
     target_scale: float,
 ) -> OutcomeModel:
-    """Build the PyMC model of stage ``sd`` with ``target`` as (swappable) data."""
-    arms_c = [str(a) for a in sd.arms[1:]]
-    coords = {
-        "main_term": sd.main_terms,
-        "contrast_term": sd.contrast_terms,
-        "contrast_arm": arms_c,
-    }
-    if n_groups:
-        coords["group"] = [str(i) for i in range(n_groups)]
-    X = sd.X_centered
+    """Describe the PyMC model of stage ``sd``; ``.build()`` creates it with ``target`` as data."""
+    n_arms_c = sd.n_arms - 1
     p_main = sd.X_main.shape[1]
-    with pm.Model(coords=coords) as model:
-        if family == "gaussian":
-            assert hyper is not None
-            if priors.get("sigma") is None:
-                sigma2 = pm.InverseGamma("sigma2", alpha=hyper.a0, beta=hyper.b0)
-                sigma = pm.Deterministic("sigma", pt.sqrt(sigma2))
+    p_con = sd.X_contrast.shape[1]
+    group_contrast = group_contrast and bool(n_groups)
+    W = sd.X_centered
+    if n_groups:
+        assert group_codes is not None
+        W = np.hstack([W, group_design(group_codes, sd.a, n_groups, sd.n_arms, group_contrast)])
+    data: dict[str, np.ndarray] = {}
+    if family == "gaussian":
+        assert hyper is not None
+        data["beta_mu"] = hyper.m0[:p_main]
+        data["beta_tau"] = hyper.tau[:p_main]
+        data["psi_mu"] = hyper.m0[p_main:].reshape(n_arms_c, p_con)
+        data["psi_tau"] = hyper.tau[p_main:].reshape(n_arms_c, p_con)
+        data["sigma2_ab"] = np.array([hyper.a0, hyper.b0])
+        data["WtW"] = W.T @ W
+        data["n_obs"] = np.asarray(float(len(target)))
+    else:
+        tau_m, const_m = column_scales(sd.X_main, 2.5)
+        rate = float(np.clip(np.mean(target), 0.01, 0.99))
+        data["beta_mu"] = np.where(const_m, np.log(rate / (1 - rate)), 0.0)
+        data["beta_tau"] = tau_m
+        data["psi_mu"] = np.zeros((n_arms_c, p_con))
+        data["psi_tau"] = np.tile(column_scales(sd.X_contrast, 2.5)[0], (n_arms_c, 1))
+        data["W"] = W
+    if n_groups:
+        data["group_scale"] = np.asarray(target_scale if family == "gaussian" else 1.0)
+    overrides = tuple(sorted((k, repr(v)) for k, v in priors.overrides.items()))
+    key = ("outcome", family, W.shape[1], p_main, p_con, n_arms_c, n_groups, group_contrast, overrides)
+    if family != "gaussian":
+        key += (W.shape[0],)
+    om = OutcomeModel(family=family, key=key, data=data, W=W, build=lambda: None)  # type: ignore[arg-type,return-value]
+    init = om.data_for(target)
+
+    def build() -> pm.Model:
+        coords = {
+            "main_term": sd.main_terms,
+            "contrast_term": sd.contrast_terms,
+            "contrast_arm": [str(a) for a in sd.arms[1:]],
+        }
+        if n_groups:
+            coords["group"] = [str(i) for i in range(n_groups)]
+        with pm.Model(coords=coords) as model:
+            d = {name: pm.Data(name, value) for name, value in init.items()}
+            if family == "gaussian":
+                if priors.get("sigma") is None:
+                    sigma2 = pm.InverseGamma("sigma2", alpha=d["sigma2_ab"][0], beta=d["sigma2_ab"][1])
+                    sigma = pm.Deterministic("sigma", pt.sqrt(sigma2))
+                else:
+                    sigma = _prior_or(priors, "sigma", (), lambda: None)
+                beta_sd = sigma * d["beta_tau"]
+                psi_sd = sigma * d["psi_tau"]
             else:
-                sigma = _prior_or(priors, "sigma", (), lambda: None)
+                beta_sd, psi_sd = d["beta_tau"], d["psi_tau"]
             beta = _prior_or(
-                priors,
-                "beta",
-                ("main_term",),
-                lambda: pm.Normal("beta", mu=hyper.m0[:p_main], sigma=sigma * hyper.tau[:p_main], dims="main_term"),
-            )
-            psi_m0 = hyper.m0[p_main:].reshape(len(arms_c), -1)
-            psi_tau = hyper.tau[p_main:].reshape(len(arms_c), -1)
-            psi = _prior_or(
-                priors,
-                "psi",
-                ("contrast_arm", "contrast_term"),
-                lambda: pm.Normal("psi", mu=psi_m0, sigma=sigma * psi_tau, dims=("contrast_arm", "contrast_term")),
-            )
-        else:
-            tau_m, const_m = column_scales(sd.X_main, 2.5)
-            rate = float(np.clip(np.mean(target), 0.01, 0.99))
-            m0 = np.where(const_m, np.log(rate / (1 - rate)), 0.0)
-            tau_c, _ = column_scales(sd.X_contrast, 2.5)
-            beta = _prior_or(
-                priors, "beta", ("main_term",), lambda: pm.Normal("beta", mu=m0, sigma=tau_m, dims="main_term")
+                priors, "beta", ("main_term",), lambda: pm.Normal("beta", mu=d["beta_mu"], sigma=beta_sd, dims="main_term")
             )
             psi = _prior_or(
                 priors,
                 "psi",
                 ("contrast_arm", "contrast_term"),
-                lambda: pm.Normal(
-                    "psi", mu=0.0, sigma=np.tile(tau_c, (len(arms_c), 1)), dims=("contrast_arm", "contrast_term")
-                ),
+                lambda: pm.Normal("psi", mu=d["psi_mu"], sigma=psi_sd, dims=("contrast_arm", "contrast_term")),
             )
-        phi = [beta, psi.reshape((-1,))]
-        if n_groups:
-            gsd_scale = target_scale if family == "gaussian" else 1.0
-            group_sd = _prior_or(priors, "group_sd", (), lambda: pm.HalfNormal("group_sd", sigma=gsd_scale))
-            z = pm.Normal("group_z", 0.0, 1.0, dims="group")
-            u = pm.Deterministic("group_intercept", group_sd * z, dims="group")
-            phi.append(u)
-            if group_contrast:
-                gcsd = _prior_or(
-                    priors,
-                    "group_contrast_sd",
-                    ("contrast_arm",),
-                    lambda: pm.HalfNormal("group_contrast_sd", sigma=gsd_scale / 2, dims="contrast_arm"),
-                )
-                zc = pm.Normal("group_contrast_z", 0.0, 1.0, dims=("group", "contrast_arm"))
-                v = pm.Deterministic("group_contrast", zc * gcsd, dims=("group", "contrast_arm"))
-                phi.append(v.reshape((-1,)))
-        phi_vec = pt.concatenate(phi)
-        W = X
-        if n_groups:
-            assert group_codes is not None
-            W = np.hstack([X, group_design(group_codes, sd.a, n_groups, sd.n_arms, group_contrast)])
-        if family == "gaussian":
-            WtW = pt.constant(W.T @ W)
-            Wty = pm.Data("Wty", W.T @ target)
-            yty = pm.Data("yty", np.array(target @ target))
-            n = len(target)
-            quad = yty - 2.0 * pt.dot(phi_vec, Wty) + pt.dot(phi_vec, pt.dot(WtW, phi_vec))
-            pm.Potential("loglik", -n * pt.log(sigma) - quad / (2.0 * sigma**2))
-        else:
-            y = pm.Data("target", target.astype(np.int64))
-            mu = pt.dot(pt.constant(W), phi_vec)
-            pm.Bernoulli("y", logit_p=mu, observed=y)
-    return OutcomeModel(
-        model=model,
-        family=family,
-        W=W if family == "gaussian" else None,
-        n_theta=sd.n_coef,
-        n_groups=n_groups,
-        group_contrast=group_contrast and bool(n_groups),
-    )
+            phi = [beta, psi.reshape((-1,))]
+            if n_groups:
+                gscale = d["group_scale"]
+                group_sd = _prior_or(priors, "group_sd", (), lambda: pm.HalfNormal("group_sd", sigma=gscale))
+                z = pm.Normal("group_z", 0.0, 1.0, dims="group")
+                phi.append(pm.Deterministic("group_intercept", group_sd * z, dims="group"))
+                if group_contrast:
+                    gcsd = _prior_or(
+                        priors,
+                        "group_contrast_sd",
+                        ("contrast_arm",),
+                        lambda: pm.HalfNormal("group_contrast_sd", sigma=gscale / 2, dims="contrast_arm"),
+                    )
+                    zc = pm.Normal("group_contrast_z", 0.0, 1.0, dims=("group", "contrast_arm"))
+                    v = pm.Deterministic("group_contrast", zc * gcsd, dims=("group", "contrast_arm"))
+                    phi.append(v.reshape((-1,)))
+            phi_vec = pt.concatenate(phi)
+            if family == "gaussian":
+                quad = d["yty"] - 2.0 * pt.dot(phi_vec, d["Wty"]) + pt.dot(phi_vec, pt.dot(d["WtW"], phi_vec))
+                pm.Potential("loglik", -d["n_obs"] * pt.log(sigma) - quad / (2.0 * sigma**2))
+            else:
+                pm.Bernoulli("y", logit_p=pt.dot(d["W"], phi_vec), observed=d["target"])
+        return model
+
+    om.build = build
+    return om

@@ -14,6 +14,8 @@ logistic regression. Randomized stages declare :class:`~bayesdtr.KnownPropensity
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -31,42 +33,55 @@ def build_propensity_model(
     priors: StagePriors,
     group_codes: np.ndarray | None,
     n_groups: int,
-) -> pm.Model:
-    """Build the propensity model of stage ``sd`` (requires a propensity formula)."""
+) -> tuple[tuple, dict[str, np.ndarray], Callable[[], pm.Model]]:
+    """Structure key, data and builder of stage ``sd``'s propensity model (needs a formula).
+
+    All data (design, observed arms, prior locations and scales, group codes) are ``pm.Data``
+    containers, so models with the same key share one compiled sampler.
+    """
     assert sd.X_prop is not None
     Z = sd.X_prop
-    arms_c = [str(a) for a in sd.arms[1:]]
-    coords = {"propensity_term": sd.prop_terms, "contrast_arm": arms_c}
-    if n_groups:
-        coords["group"] = [str(i) for i in range(n_groups)]
+    n_c = sd.n_arms - 1
     tau, const = column_scales(Z, 2.5)
     counts = np.bincount(sd.a, minlength=sd.n_arms).astype(float)
     log_ratio = np.log(np.maximum(counts[1:], 0.5) / max(counts[0], 0.5))
-    m0 = np.where(const[None, :], log_ratio[:, None], 0.0)
-    with pm.Model(coords=coords) as model:
-        gamma = _prior_or(
-            priors,
-            "propensity_coef",
-            ("contrast_arm", "propensity_term"),
-            lambda: pm.Normal(
-                "propensity_coef",
-                mu=m0,
-                sigma=np.tile(tau, (len(arms_c), 1)),
-                dims=("contrast_arm", "propensity_term"),
-            ),
-        )
-        eta = pt.dot(pt.constant(Z), gamma.T)  # (n, m-1)
+    data = {
+        "prop_Z": Z,
+        "prop_a": sd.a.astype(np.int64),
+        "prop_mu": np.where(const[None, :], log_ratio[:, None], 0.0),
+        "prop_tau": np.tile(tau, (n_c, 1)),
+    }
+    if n_groups:
+        assert group_codes is not None
+        data["prop_group"] = group_codes.astype(np.int64)
+    overrides = tuple(sorted((k, repr(v)) for k, v in priors.overrides.items() if k.startswith("propensity")))
+    key = ("propensity", Z.shape[0], Z.shape[1], n_c, n_groups, overrides)
+
+    def build() -> pm.Model:
+        coords = {"propensity_term": sd.prop_terms, "contrast_arm": [str(a) for a in sd.arms[1:]]}
         if n_groups:
-            assert group_codes is not None
-            s = _prior_or(
-                priors, "propensity_group_sd", (), lambda: pm.HalfNormal("propensity_group_sd", sigma=1.0)
+            coords["group"] = [str(i) for i in range(n_groups)]
+        with pm.Model(coords=coords) as model:
+            d = {name: pm.Data(name, value) for name, value in data.items()}
+            gamma = _prior_or(
+                priors,
+                "propensity_coef",
+                ("contrast_arm", "propensity_term"),
+                lambda: pm.Normal(
+                    "propensity_coef", mu=d["prop_mu"], sigma=d["prop_tau"], dims=("contrast_arm", "propensity_term")
+                ),
             )
-            zeta = pm.Normal("propensity_group_z", 0.0, 1.0, dims=("group", "contrast_arm"))
-            w = pm.Deterministic("propensity_group", s * zeta, dims=("group", "contrast_arm"))
-            eta = eta + w[group_codes]
-        logits = pt.concatenate([pt.zeros((Z.shape[0], 1)), eta], axis=1)
-        pm.Categorical("treatment", logit_p=logits, observed=sd.a)
-    return model
+            eta = pt.dot(d["prop_Z"], gamma.T)  # (n, m-1)
+            if n_groups:
+                s_ = _prior_or(priors, "propensity_group_sd", (), lambda: pm.HalfNormal("propensity_group_sd", sigma=1.0))
+                zeta = pm.Normal("propensity_group_z", 0.0, 1.0, dims=("group", "contrast_arm"))
+                w = pm.Deterministic("propensity_group", s_ * zeta, dims=("group", "contrast_arm"))
+                eta = eta + w[d["prop_group"]]
+            logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
+            pm.Categorical("treatment", logit_p=logits, observed=d["prop_a"])
+        return model
+
+    return key, data, build
 
 
 def propensity_probabilities(
