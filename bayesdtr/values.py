@@ -26,6 +26,7 @@ import numpy as np
 
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.backward import Induction, propensity_for
+from bayesdtr.inference.draws import select_arm
 
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
@@ -47,27 +48,24 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
     out = np.empty(post.n_samples)
     for idx in post._bb_chunks():
         omega = post._bb_weights(idx)
-        ratio_prev = np.ones((len(idx), n))  # C_{k-1} / pibar_{k-1}
-        aug = np.zeros((len(idx), n))
+        ratio = np.ones((len(idx), n))  # C_k / pibar_k, updated stage by stage
+        aug = np.zeros((len(idx), n)) if method == "aipw" else None
         past_reward = np.zeros(n)
         stage_idx = idx
         for k, sd in enumerate(design.stages):
+            cols = slice(None) if sd.n_units == n else sd.units
             q = ind.q_observed(k, stage_idx)
             d, qd = ind.decide(k, q, stage_idx)
-            followed = d == sd.a[None, :]
             prop = propensity_for(post.propensities[k], sd, design, idx % _n_prop(post.propensities[k], post.n_samples))
-            p_obs = np.take_along_axis(
-                np.broadcast_to(prop, (len(idx),) + prop.shape[-2:]), np.broadcast_to(sd.a[None, :, None], (len(idx), sd.n_units, 1)), axis=2
-            )[..., 0]
-            ratio = ratio_prev.copy()
-            ratio[:, sd.units] = ratio_prev[:, sd.units] * followed / p_obs
-            if method == "aipw":
-                mu = past_reward[sd.units][None, :] + qd
-                aug[:, sd.units] += (ratio_prev[:, sd.units] - ratio[:, sd.units]) * mu
-            ratio_prev = ratio
+            before = ratio[:, cols]
+            after = np.where(d == sd.a[None, :], before / select_arm(prop, sd.a), 0.0)
+            if aug is not None:
+                aug[:, cols] += (before - after) * (past_reward[cols][None, :] + qd)
+            ratio[:, cols] = after
             past_reward = past_reward + sd.reward
             if k < ind.K - 1:
                 stage_idx = ind.fits[k].ancestor[stage_idx]  # type: ignore[union-attr,index]
+        ratio_prev = ratio
         if method == "ipw":
             num = np.sum(omega * ratio_prev * G[None, :], axis=1)
             den = np.sum(omega * ratio_prev, axis=1)

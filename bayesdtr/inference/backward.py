@@ -294,11 +294,11 @@ class Induction:
 def propensity_for(
     pd_: PropensityDraws | None, sd: StageDesign, design: DTRDesign, idx: np.ndarray
 ) -> np.ndarray:
-    """Propensity probabilities of the stage's units: (len(idx), n_k, m), or (n_k, m) if known."""
+    """Propensities of the stage's units, arm first: (m, len(idx), n_k), or (m, 1, n_k) if known."""
     if pd_ is None:
         raise FitError(f"Stage {sd.treatment!r} has no propensity model; give propensity= in its bd.Stage.")
     if pd_.known is not None:
-        return np.broadcast_to(pd_.known, (sd.n_units, sd.n_arms))
+        return np.broadcast_to(pd_.known[:, None, None], (sd.n_arms, 1, sd.n_units))
     assert pd_.gamma is not None and sd.X_prop is not None
     g = None if design.group_codes is None else design.group_codes[sd.units]
     ge = None if pd_.group_effect is None else pd_.group_effect[idx]

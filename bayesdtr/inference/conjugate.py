@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from bayesdtr.inference.draws import select_arm
 from bayesdtr.models.priors import NIGHyper
 
 __all__ = ["nig_draws", "robust_draws", "overlap_weights"]
@@ -89,10 +90,9 @@ def nig_draws(
 
 
 def overlap_weights(prop: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Overlap weights ``(1/pi_a) / sum_b (1/pi_b)`` for propensities ``prop`` (..., n, m)."""
+    """Overlap weights ``(1/pi_a) / sum_b (1/pi_b)``: arm-first ``prop`` (m, S, n) -> (S, n)."""
     inv = 1.0 / np.clip(prop, 1e-12, None)
-    taken = np.take_along_axis(inv, np.broadcast_to(a[:, None], prop.shape[:-1] + (1,)), axis=-1)[..., 0]
-    return taken / inv.sum(axis=-1)
+    return select_arm(inv, a) / inv.sum(axis=0)
 
 
 def robust_draws(
@@ -109,7 +109,7 @@ def robust_draws(
     X : (n, p) design of observed arms
     T : (S, n) targets
     a : (n,) observed arm codes
-    prop : (S, n, m) propensity draws, or (n, m) when known
+    prop : (m, S, n) propensity draws, arm first, or (m, 1, n) when known
 
     Returns
     -------
@@ -120,7 +120,7 @@ def robust_draws(
     omega = rng.exponential(1.0, size=(S, n))
     omega /= omega.mean(axis=1, keepdims=True)
     w = overlap_weights(prop, a)
-    wt = omega * (w if w.ndim == 2 else w[None, :])
+    wt = omega * w
     XW = X[None, :, :] * wt[:, :, None]  # (S, n, p)
     A = np.matmul(XW.transpose(0, 2, 1), X[None, :, :])  # (S, p, p)
     b = np.einsum("snp,sn->sp", XW, T)

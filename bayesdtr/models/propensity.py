@@ -90,11 +90,24 @@ def propensity_probabilities(
     group_effect: np.ndarray | None = None,
     group_codes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """P(A = a | H) for every draw: ``gamma`` (S, m-1, q), ``Z`` (n, q) -> (S, n, m)."""
-    eta = np.einsum("nq,smq->snm", Z, gamma)
-    if group_effect is not None and group_codes is not None:
-        eta = eta + group_effect[:, group_codes, :]
-    logits = np.concatenate([np.zeros(eta.shape[:2] + (1,)), eta], axis=2)
-    logits -= logits.max(axis=2, keepdims=True)
-    p = np.exp(logits)
-    return p / p.sum(axis=2, keepdims=True)
+    """P(A = a | H) for every draw, arm first: ``gamma`` (S, m-1, q), ``Z`` (n, q) -> (m, S, n).
+
+    The softmax runs over a leading arm axis with one pass per arm (numpy reductions along a
+    short trailing axis are several times slower).
+    """
+    S, m1, _ = gamma.shape
+    eta = np.zeros((m1 + 1, S, Z.shape[0]))
+    for j in range(m1):
+        np.matmul(gamma[:, j, :], Z.T, out=eta[j + 1])
+        if group_effect is not None and group_codes is not None:
+            eta[j + 1] += group_effect[:, group_codes, j]
+    top = eta[0].copy()
+    for j in range(1, m1 + 1):
+        np.maximum(top, eta[j], out=top)
+    np.subtract(eta, top[None], out=eta)
+    np.exp(eta, out=eta)
+    total = eta[0].copy()
+    for j in range(1, m1 + 1):
+        total += eta[j]
+    eta /= total[None]
+    return eta
