@@ -405,7 +405,7 @@ class DTRPosterior:
         out.name = "prob_better"
         return out
 
-    def rule(self, kind: Literal["map", "mean"] = "map", *, max_draws: int = 400) -> Regime:
+    def rule(self, kind: Literal["map", "mean"] = "map", *, max_draws: int = 200) -> Regime:
         """A point rule from the posterior, as a :class:`~bayesdtr.Regime`.
 
         ``"map"`` gives each history the arm most often optimal across posterior draws (thinned
@@ -488,16 +488,39 @@ class _PointRule:
         rows, Xm, Xc, g, feas = post._rows(self.k, sd, df)
         rng = np.random.default_rng(post._child(f"rule/{self.k}"))
         fit = post.fits[self.k]
+        idx = self.idx
+        if self.kind == "mean":
+            # Q is linear in the parameters: the posterior-mean Q is Q at the posterior means
+            fit = _mean_draws(fit)
+            idx = np.zeros(1, dtype=np.int64)
         codes = np.zeros(len(rows), dtype=np.int64)
-        step = max(1, 2_000_000 // max(1, len(self.idx) * sd.n_arms))
+        step = max(1, 4_000_000 // max(1, len(idx) * sd.n_arms))
         for start in range(0, len(rows), step):
             sl = slice(start, start + step)
             gg = None if g is None else g[sl]
-            q = q_arms(sd, fit, self.idx, Xm[sl], Xc[sl], gg, rng)
+            best = best_arm(q_arms(sd, fit, idx, Xm[sl], Xc[sl], gg, rng), feas[sl])[0]
             if self.kind == "mean":
-                codes[sl] = best_arm(q.mean(axis=1, keepdims=True), feas[sl])[0][0]
+                codes[sl] = best[0]
             else:
-                best = best_arm(q, feas[sl])[0]
-                counts = np.stack([(best == j).sum(axis=0) for j in range(sd.n_arms)])[:, None, :]
+                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])[:, None, :]
                 codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
         return np.asarray(sd.arms, dtype=object)[codes] if any(isinstance(a, str) for a in sd.arms) else np.asarray(sd.arms)[codes]
+
+
+def _mean_draws(fit: StageDraws) -> StageDraws:
+    """A one-draw StageDraws holding the posterior means of ``fit``'s location parameters."""
+
+    def mean(x):
+        return None if x is None else x.mean(axis=0, keepdims=True)
+
+    return StageDraws(
+        theta=mean(fit.theta),
+        sigma=mean(fit.sigma),
+        chains=1,
+        draws=1,
+        engine=fit.engine,
+        family=fit.family,
+        group_intercept=mean(fit.group_intercept),
+        group_contrast=mean(fit.group_contrast),
+        extras={k: mean(v) for k, v in fit.extras.items()},
+    )

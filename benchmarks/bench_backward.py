@@ -130,15 +130,51 @@ def _grad_cost_seconds(compiled, reps: int = 200_000) -> dict[str, float]:
     }
 
 
+def _last_stage_sampler(post, sampler: str):
+    """The last stage's outcome model, its cached compiled sampler and its target.
+
+    The library keeps compiled samplers in a process-wide cache keyed by model structure
+    (``bayesdtr.inference.sampling``); the outcome model is rebuilt here exactly as
+    ``bayesdtr.inference.imputation.fit_stage_mcmc`` builds it for the last stage, and its
+    key finds the sampler that the fit compiled (no recompilation).
+    """
+    import numpy as np
+
+    from bayesdtr.inference.sampling import cached_sampler
+    from bayesdtr.models.outcome import build_outcome_model
+    from bayesdtr.models.priors import nig_hyper
+
+    ind = post.induction
+    k = ind.K - 1
+    design, st = ind.design, ind.settings
+    sd = design.stages[k]
+    family = ind.family(k)
+    g_obs = ind.observed_return()[sd.units]
+    hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, g_obs) if family == "gaussian" else None
+    target = ind.target_for_fit(k, None)[0]
+    om = build_outcome_model(
+        sd,
+        target,
+        family=family,
+        priors=ind.priors[sd.treatment],
+        hyper=hyper,
+        group_codes=None if design.group_codes is None else design.group_codes[sd.units],
+        n_groups=len(design.group_levels),
+        group_contrast=st.group_contrast,
+        target_scale=float(np.std(g_obs)) or 1.0,
+    )
+    smp, created = cached_sampler(om.key, om.build, sampler)
+    if created:
+        raise RuntimeError("the last stage's sampler was not in the compile cache (key changed?)")
+    return om, smp, target
+
+
 def _warmup_gradients(post, settings, seed: int) -> dict[str, Any]:
     """Re-run the last stage's compiled nutpie model with save_warmup=True to count warmup gradients."""
     import numpy as np
     import nutpie
 
-    ind = post.induction
-    K = ind.K
-    om, sampler = ind.samplers[("outcome", K - 1, "nutpie")]
-    target = ind.target_for_fit(K - 1, None)[0]
+    om, sampler, target = _last_stage_sampler(post, "nutpie")
     compiled = sampler._compiled.with_data(**om.data_for(target))
     cost = _grad_cost_seconds(compiled)  # before sampling: no sampler threads around
     t0 = time.perf_counter()
@@ -185,6 +221,11 @@ def run_case(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
         progressbar=False,
         warn=False,
     )
+    # Compiled samplers are cached per process by model structure: start each case from an
+    # empty cache so that its compile time is measured (each case also runs in a fresh process).
+    from bayesdtr.inference.sampling import clear_cache
+
+    clear_cache()
     t0 = time.perf_counter()
     if case == "qlearning":
         q = qlearning(model, bootstrap=cfg["bootstrap"], seed=cfg["seed"])
@@ -228,10 +269,10 @@ def run_case(case: str, n: int, cfg: dict[str, Any]) -> dict[str, Any]:
             if case == "nutpie":
                 floor |= _warmup_gradients(post, cfg, cfg["seed"])
             else:
-                om, smp = post.induction.samplers[("outcome", post.induction.K - 1, "pymc")]
+                om, smp, _ = _last_stage_sampler(post, "pymc")
                 import nutpie
 
-                floor |= _grad_cost_seconds(nutpie.compile_pymc_model(om.model, freeze_model=False))
+                floor |= _grad_cost_seconds(nutpie.compile_pymc_model(smp.model, freeze_model=False))
             g_post = floor["post_warmup_gradients"]
             floor["floor_post_warmup_s"] = g_post * floor["grad_cost_s"] / cores
             if floor.get("warmup_gradients") is not None:
@@ -397,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune", type=int, default=None)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument(
-        "--imputations", type=int, default=20, help="M for the earlier MCMC stage (default 20)"
+        "--imputations", type=int, default=20, help="M for the earlier MCMC stage (default 20; the library's default is 200)"
     )
     p.add_argument(
         "--bootstrap", type=int, default=None, help="Q-learning bootstrap replicates (default 1000)"
@@ -424,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         "bootstrap": args.bootstrap or (200 if args.quick else 1000),
         "seed": args.seed,
     }
+    load0 = os.getloadavg()
     print(f"bench_backward: n={ns}, cases={args.cases}, config={cfg}", flush=True)
+    print(f"load average at start (1, 5, 15 min): {load0}", flush=True)
     results = []
     for n in ns:
         for case in args.cases:
@@ -436,9 +479,11 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results.append(r)
+    load1 = os.getloadavg()
     text = report(results, ns)
     print()
     print(text)
+    print(f"\nload average at start {load0}, at end {load1} (1, 5, 15 min; {os.cpu_count()} cores)")
     out = args.out or RESULTS / ("backward_quick.json" if args.quick else "backward.json")
     ratios = {str(n): _ratios({r["case"]: r for r in results if r["n"] == n}) for n in ns}
     write_json(
@@ -450,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
             "n": ns,
             "results": results,
             "ratios": ratios,
+            "loadavg_start": load0,
+            "loadavg_end": load1,
             "table": text,
         },
     )

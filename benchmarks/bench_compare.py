@@ -21,6 +21,7 @@ Writes ``benchmarks/results/compare.json`` (``compare_quick.json`` with ``--quic
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         progressbar=False,
         warn=False,
     )
+    load0 = os.getloadavg()
     base = current_rss_mb()
     regs = regimes()
 
@@ -119,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if tab is not None:
         print()
         print(tab.round(3).to_string())
+    load1 = os.getloadavg()
     print(f"\npeak RSS {peak:.0f} MiB (+{peak - base:.0f} MiB over the data and model)")
+    print(f"load average at start {load0}, at end {load1} (1, 5, 15 min; {os.cpu_count()} cores)")
     out = args.out or RESULTS / ("compare_quick.json" if args.quick else "compare.json")
     write_json(
         out,
@@ -132,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             "timings": rows,
             "rss_base_mb": base,
             "rss_peak_mb": peak,
+            "loadavg_start": load0,
+            "loadavg_end": load1,
             "compare_table": None if tab is None else tab.reset_index().to_dict(orient="records"),
             "table": text,
         },
