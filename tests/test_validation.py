@@ -1023,3 +1023,14 @@ def test_bad_formula_term():
         match=r"Stage 'A1' main=: cannot build the design of 'nosuchfn\(x1\)'.*Check the formula",
     ):
         design(stages=[Stage("A1", main="nosuchfn(x1)"), Stage("A2")])
+
+
+def test_applies_query_on_a_column_with_missing_values():
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"x": rng.normal(size=n), "A1": rng.integers(0, 2, n), "A2": rng.integers(0, 2, n), "y": rng.normal(size=n)})
+    df["R"] = rng.integers(0, 2, n).astype(float)
+    df.loc[[4, 9], "R"] = np.nan
+    stages = [bd.Stage("A1", main="x", contrast="1"), bd.Stage("A2", main="x", contrast="1", applies="R == 0")]
+    with pytest.raises(bd.DataError, match=r"applies='R == 0' uses column 'R', which is missing in rows \[4, 9\]"):
+        bd.DTRModel(df, stages, outcome="y")

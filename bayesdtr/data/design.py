@@ -304,6 +304,16 @@ def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
                 f"{err}. Write a condition on the data's columns {list(df.columns)[:20]}, e.g. "
                 "'R == 0', or pass a boolean mask."
             ) from err
+        used = [c for c in df.columns if isinstance(c, str) and re.search(rf"(?<![\w`]){re.escape(c)}(?![\w`])|`{re.escape(c)}`", stage.applies)]
+        for col in used:
+            na = df[col].isna().to_numpy()
+            if na.any():
+                raise DataError(
+                    f"{where}{stage.applies!r} uses column {col!r}, which is missing in rows "
+                    f"{rows_text(df.index[na])}; a comparison with a missing value is False, so "
+                    "these units would silently skip the stage. Fill the column, or pass a "
+                    "boolean mask that decides for them."
+                )
     else:
         mask = stage.applies
         if isinstance(mask, pd.Series) and not mask.index.equals(df.index):
