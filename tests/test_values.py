@@ -32,16 +32,18 @@ def cont():
 def _coverage_over_seeds(scn, stages, seeds, **model_kw) -> dict[str, float]:
     """Fraction of (regime, seed) 94% HDIs that contain the true value, per method.
 
-    One seeded data set gives five correlated intervals per method; even a calibrated method
-    covers all of them only about half the time, so the check pools three replicates. Measured
-    over 10 replicates per scenario (see benchmarks/bench_calibration.py for the full study).
+    One data set gives five strongly correlated intervals per method (they share the covariate
+    sample: e.g. two_stage_cont seed 2001 draws X1 with mean 2.5 SEs below 0, and every value,
+    by q and by aipw alike, lands 1-3 posterior SDs low), so a single seed cannot test coverage.
+    The check pools 20 seeded replicates against the nominal 94%, leaving room for the
+    within-replicate correlation (benchmarks/bench_calibration.py runs the full study).
     """
     regimes = {"optimal": "optimal", **_static_regimes(scn)}
     truth = {k: scn.true_value(r) for k, r in regimes.items()}
     hits: dict[str, list[bool]] = {"q": [], "aipw": []}
     for seed in seeds:
         df = scn.sample(2000, seed=seed)
-        post = bd.DTRModel(df, stages, outcome=scn.outcome, **model_kw).fit(random_seed=seed, progressbar=False)
+        post = bd.DTRModel(df, stages, outcome=scn.outcome, **model_kw).fit(draws=500, random_seed=seed, progressbar=False)
         for method in hits:
             hits[method].extend(_covered(post.compare(regimes, method=method), truth))
     return {m: float(np.mean(h)) for m, h in hits.items()}
@@ -50,8 +52,8 @@ def _coverage_over_seeds(scn, stages, seeds, **model_kw) -> dict[str, float]:
 def test_known_truth_two_stage_cont_q_and_aipw():
     """Correct outcome models (exp() main effects) and correct propensity models, n = 2,000."""
     scn = bd.scenario("two_stage_cont")
-    cover = _coverage_over_seeds(scn, scn.stages, (2000, 2001, 2002))
-    assert cover["q"] >= 0.8 and cover["aipw"] >= 0.8, cover
+    cover = _coverage_over_seeds(scn, scn.stages, range(2000, 2020))
+    assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
 
 
 def test_known_truth_multisite_q_and_aipw():
@@ -68,8 +70,8 @@ def test_known_truth_multisite_q_and_aipw():
             applies="R == 0",
         ),
     ]
-    cover = _coverage_over_seeds(scn, stages, (2001, 2002, 2003))
-    assert cover["q"] >= 0.8 and cover["aipw"] >= 0.8, cover
+    cover = _coverage_over_seeds(scn, stages, range(2000, 2020))
+    assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
 
 
 def test_double_robustness(cont):
