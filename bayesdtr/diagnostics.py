@@ -98,6 +98,9 @@ def diagnostics_table(post: DTRPosterior) -> pd.DataFrame:
 
 def diagnostics_message(post: DTRPosterior) -> str:
     """A warning text listing problems, or "" when none."""
+    sampled = any(f.engine == "mcmc" for f in post.fits) or any(p is not None and p.gamma is not None for p in post.propensities)
+    if not sampled:
+        return ""  # closed-form draws only: independent and exact, nothing to check
     tab = diagnostics_table(post)
     problems = []
     for _, r in tab.iterrows():

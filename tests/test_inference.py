@@ -229,3 +229,60 @@ def test_robust_contrasts_survive_a_wrong_main_model():
         naive_miss.append(not lo <= 1 <= hi)
     assert np.mean(robust_cover) >= 10 / 12
     assert all(naive_miss)
+
+
+@pytest.mark.integration
+def test_bernoulli_final_outcome():
+    """Binary final outcome: logistic last stage by NUTS, Gaussian pseudo-outcome stage before."""
+    rng = np.random.default_rng(8)
+    n = 800
+    df = pd.DataFrame({"x1": rng.normal(size=n), "A1": rng.integers(0, 2, n)})
+    df["x2"] = 0.5 * df.x1 + rng.normal(size=n)
+    df["A2"] = rng.integers(0, 2, n)
+    logit = -0.3 + 0.5 * df.x2 + df.A2 * (1.5 * df.x2) + 0.4 * df.A1
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    model = bd.DTRModel(
+        df, [bd.Stage("A1", main="x1", contrast="1 + x1"), bd.Stage("A2", main="x1 + x2 + A1", contrast="1 + x2")],
+        outcome="y", family="bernoulli",
+    )
+    post = model.fit(draws=300, tune=300, chains=2, random_seed=8, progressbar=False, warn=False)
+    assert [f.engine for f in post.fits] == ["conjugate", "mcmc"]
+    q = post.q_values(2)
+    assert float(q.min()) >= 0 and float(q.max()) <= 1
+    psi = post.coef(2)["psi"].sel(arm=1, contrast_term="x2").values
+    lo, hi = np.percentile(psi, [1, 99])
+    assert lo < 1.5 < hi
+    po = post.prob_optimal(2)
+    strong = df.x2.abs().to_numpy() > 1.5
+    truth = (df.x2.to_numpy() > 0).astype(int)
+    assert np.mean(po.to_numpy().argmax(axis=1)[strong] == truth[strong]) > 0.95
+    v = post.value().values
+    assert 0 < v.min() and v.max() < 1
+
+
+@pytest.mark.integration
+def test_pymc_sampler_matches_nutpie(bmi_model):
+    one = [bmi_model.stages[1]]
+    m = bd.DTRModel(bmi_model.data, one, outcome="y")
+    a = m.fit(draws=500, tune=500, chains=2, random_seed=1, engine="mcmc", progressbar=False, warn=False)
+    b = m.fit(draws=500, tune=500, chains=2, random_seed=1, engine="mcmc", sampler="pymc", progressbar=False, warn=False)
+    sd = a.fits[0].theta.std(axis=0)
+    assert np.all(np.abs(a.fits[0].theta.mean(axis=0) - b.fits[0].theta.mean(axis=0)) < 0.2 * sd)
+    # the same seed reproduces the NUTS draws exactly
+    c = m.fit(draws=500, tune=500, chains=2, random_seed=1, engine="mcmc", progressbar=False, warn=False)
+    np.testing.assert_array_equal(a.fits[0].theta, c.fits[0].theta)
+
+
+def test_numpyro_missing_is_a_clear_error(bmi_model, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "numpyro":
+            raise ImportError("no numpyro")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(FitError, match=r"sampler='numpyro' needs the optional numpyro/JAX extra"):
+        bmi_model.fit(engine="mcmc", sampler="numpyro", draws=10, tune=10, chains=1, random_seed=1, progressbar=False)
