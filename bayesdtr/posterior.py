@@ -317,6 +317,13 @@ class DTRPosterior:
             (E[max_r V(r) - V(regime)], against the per-draw best), and ``p_better_than_first``
             (P(V(regime) > V(first regime))). See :meth:`differences` for the joint draws.
 
+        Notes
+        -----
+        ``"optimal"`` is the per-draw argmax, which nearly dominates any fixed regime draw by
+        draw: its P(best) against static regimes is close to 1 by construction, and with
+        ``method="q"`` its value is optimistic when the outcome models are wrong. Compare with
+        ``method="aipw"``, or, in simulations, with ``scenario.true_value(post.rule())``.
+
         Examples
         --------
         >>> import bayesdtr as bd
