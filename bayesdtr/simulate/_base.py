@@ -8,6 +8,7 @@ of the optimal and static regimes; this base class turns those into the public A
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from numbers import Integral
 from typing import Any
@@ -60,7 +61,7 @@ def check_int(value: Any, name: str, *, low: int, high: int | None = None) -> in
     return int(value)
 
 
-class Scenario:
+class Scenario(ABC):
     """A simulation scenario with a known optimal dynamic treatment regime.
 
     Subclasses set the attributes below in their constructor and implement the generator and the
@@ -104,31 +105,34 @@ class Scenario:
 
     # ------------------------------------------------------------------ to implement
     @property
+    @abstractmethod
     def stages(self) -> list[Stage]:
         """Correctly specified default :class:`~bayesdtr.Stage` list (one per treatment)."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def truth(self) -> dict[str, Any]:
         """True parameters of the generating process (blip coefficients, values, ...)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _simulate(self, n: int, rng: np.random.Generator, regime: Regime | None) -> pd.DataFrame:
-        raise NotImplementedError
+        """Draw ``n`` units; treatments follow ``regime`` (None: the generator's own mechanism)."""
 
+    @abstractmethod
     def _q(self, k: int, df: pd.DataFrame) -> np.ndarray:
         """True Q-function of stage ``k`` (0-based): array (rows, arms) in ``arms`` order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _optimal_value(self) -> float:
-        raise NotImplementedError
+        """Exact value of the true optimal regime."""
 
+    @abstractmethod
     def _static_value(self, arms: dict[str, Any]) -> float:
-        raise NotImplementedError
+        """Exact value of the static regime ``arms``."""
 
+    @abstractmethod
     def _conditional_mean(self, df: pd.DataFrame) -> np.ndarray:
         """E[Y | every simulated column of ``df``] (the outcome without its noise)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ public API
     def sample(
