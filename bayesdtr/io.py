@@ -14,6 +14,7 @@ Layout::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +123,6 @@ def _spec_json(post: DTRPosterior) -> str:
                 "arms": [_jsonable(a) for a in sd.arms],
             }
         )
-    cats = {c: [_jsonable(v) for v in post.design.data[c].cat.categories] for c in post.design.data.columns if isinstance(post.design.data[c].dtype, pd.CategoricalDtype)}
     return json.dumps(
         {
             "stages": stages,
@@ -131,7 +131,6 @@ def _spec_json(post: DTRPosterior) -> str:
             "group": post.design.group,
             "group_contrast": post.model.group_contrast,
             "id": post.design.id,
-            "categoricals": cats,
             "has_prior_overrides": bool(post.model.priors_input),
         }
     )
@@ -141,22 +140,62 @@ def _jsonable(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _encode_column(col: pd.Series, name: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """A data column as a netCDF-storable array plus the attributes that restore it exactly."""
+    if not isinstance(name, str) or "/" in name:
+        raise DataError(
+            f"Column name {name!r} cannot be written to netCDF (names must be strings without '/'). "
+            "Rename the column before fitting, e.g. df.rename(columns=str)."
+        )
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = [_jsonable(v) for v in col.cat.categories]
+        return np.asarray(col.cat.codes, dtype=np.int64), {"kind": "categorical", "categories": json.dumps(cats), "ordered": int(col.cat.ordered)}
+    if pd.api.types.is_extension_array_dtype(col.dtype) and pd.api.types.is_numeric_dtype(col.dtype):
+        return col.to_numpy(dtype=float, na_value=np.nan), {"kind": "extension", "dtype": str(col.dtype)}
+    if col.dtype != object and not pd.api.types.is_string_dtype(col.dtype):
+        return col.to_numpy(), {"kind": "native"}
+    inferred = pd.api.types.infer_dtype(col, skipna=True)
+    na = col.isna().to_numpy()
+    if inferred in ("string", "empty"):
+        vals = np.asarray(["" if m else str(v) for v, m in zip(col, na, strict=True)], dtype=object)
+        return vals, {"kind": "string", "string_na": json.dumps(np.flatnonzero(na).tolist()), "dtype": str(col.dtype)}
+    if inferred in ("integer", "boolean") and not na.any():
+        return col.to_numpy(dtype=np.int64 if inferred == "integer" else bool), {"kind": "object-native"}
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return col.to_numpy(dtype=float, na_value=np.nan), {"kind": "object-native"}
+    raise DataError(
+        f"Column {name!r} holds values of mixed types ({inferred}); it cannot be written faithfully "
+        "to netCDF. Convert it to one type (e.g. df[col].astype(str))."
+    )
+
+
+def _decode_column(var: xr.DataArray) -> pd.Series | pd.Categorical:
+    kind = var.attrs.get("kind", "native")
+    vals = var.values
+    if kind == "categorical":
+        cats = json.loads(var.attrs["categories"])
+        return pd.Categorical.from_codes(vals.astype(np.int64), categories=cats, ordered=bool(var.attrs.get("ordered", 0)))
+    if kind == "extension":
+        return pd.Series(vals).astype(var.attrs["dtype"])
+    if kind == "string":
+        ser = pd.Series(vals.astype(object), dtype=object)
+        na = json.loads(var.attrs.get("string_na", "[]"))
+        if na:
+            ser.iloc[na] = np.nan
+        dtype = var.attrs.get("dtype", "object")
+        return ser if dtype == "object" else ser.astype(dtype)
+    if kind == "object-native":
+        return pd.Series(vals, dtype=object)
+    return pd.Series(vals)
+
+
 def build_tree(post: DTRPosterior) -> xr.DataTree:
     """Assemble the full DataTree of a posterior."""
     from bayesdtr import __version__
 
     nodes: dict[str, xr.Dataset] = {}
     df = post.design.data
-    data_vars = {}
-    for c in df.columns:
-        col = df[c]
-        vals = col.astype(str).to_numpy(dtype=object) if col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(col) else col.to_numpy()
-        if vals.dtype == object:
-            vals = np.asarray([None if (isinstance(v, float) and np.isnan(v)) else str(v) for v in col.astype(object)], dtype=object)
-            vals = np.asarray(["" if v is None else v for v in vals], dtype=object)
-            data_vars[c] = ("obs", vals, {"string_na": json.dumps(col.isna().to_numpy().nonzero()[0].tolist())})
-        else:
-            data_vars[c] = ("obs", vals)
+    data_vars = {str(c): ("obs", *_encode_column(df[c], c)) for c in df.columns}
     index = df.index.to_numpy()
     if index.dtype == object:
         index = np.asarray([str(i) for i in index], dtype=object)
@@ -190,18 +229,7 @@ def build_tree(post: DTRPosterior) -> xr.DataTree:
             "seed_entropy": str(post._seed.entropy),
             "seed_spawn_key": json.dumps(list(post._seed.spawn_key)),
             "data_hash": post.design.data_hash,
-            "settings": json.dumps(
-                {
-                    "draws": s.draws,
-                    "tune": s.tune,
-                    "chains": s.chains,
-                    "propagation": s.propagation,
-                    "engine": s.engine,
-                    "sampler": s.sampler,
-                    "imputations": s.imputations,
-                    "robust": s.robust,
-                }
-            ),
+            "settings": json.dumps(dataclasses.asdict(s)),
             "spec": _spec_json(post),
         }
     )
@@ -213,21 +241,8 @@ def write_netcdf(post: DTRPosterior, path: str) -> None:
     post.tree.to_netcdf(path, engine="h5netcdf")
 
 
-def _restore_data(ds: xr.Dataset, cats: dict[str, list[Any]]) -> pd.DataFrame:
-    cols = {}
-    for name, var in ds.data_vars.items():
-        vals = var.values
-        if vals.dtype == object or vals.dtype.kind in "US":
-            ser = pd.Series(vals.astype(object))
-            na = json.loads(var.attrs.get("string_na", "[]"))
-            if na:
-                ser.iloc[na] = np.nan
-            cols[name] = ser
-        else:
-            cols[name] = pd.Series(vals)
-        if name in cats:
-            cols[name] = pd.Categorical(cols[name], categories=cats[name])
-    df = pd.DataFrame(cols)
+def _restore_data(ds: xr.Dataset) -> pd.DataFrame:
+    df = pd.DataFrame({name: _decode_column(var) for name, var in ds.data_vars.items()})
     df.index = pd.Index(ds["obs"].values)
     return df
 
@@ -255,7 +270,7 @@ def load(path: str, *, stages: list[Stage] | None = None) -> DTRPosterior:
         raise DataError(f"{path!r} is not a bayesdtr posterior file (no 'spec' attribute).")
     spec = json.loads(tree.attrs["spec"])
     settings_d = json.loads(tree.attrs["settings"])
-    df = _restore_data(tree["data"].to_dataset(), spec["categoricals"])
+    df = _restore_data(tree["data"].to_dataset())
     n = len(df)
     built = []
     for i, s in enumerate(spec["stages"]):
@@ -340,7 +355,8 @@ def load(path: str, *, stages: list[Stage] | None = None) -> DTRPosterior:
     )
     from bayesdtr.regimes import Regime
 
-    ind = Induction(model.design, settings, model.stage_priors, props, Regime.optimal(), np.random.SeedSequence(int(tree.attrs["random_seed"])))
+    ind_seed = np.random.SeedSequence(int(tree.attrs["random_seed"])).spawn(3)[1]  # as in DTRModel.fit
+    ind = Induction(model.design, settings, model.stage_priors, props, Regime.optimal(), ind_seed)
     ind.fits = fits
     post = DTRPosterior(model=model, settings=settings, induction=ind, propensities=props, random_seed=int(tree.attrs["random_seed"]), seed=seed)
     post._values[("optimal", "q")] = tree["value"]["optimal"].copy()
@@ -349,10 +365,17 @@ def load(path: str, *, stages: list[Stage] | None = None) -> DTRPosterior:
 
 
 def _stored_feasible(index: pd.Index, matrix: np.ndarray, arms: list[Any], treatment: str):
+    """The saved feasible sets of the fitted units, usable once: to rebuild the design on load.
+
+    Any later call (new data) raises, since the original rule is a callable that is not saved;
+    matching new rows to saved ones by index label would silently give them wrong sets.
+    """
     frame = pd.DataFrame(matrix, index=index, columns=arms)
+    calls = {"n": 0}
 
     def feasible(d: pd.DataFrame) -> pd.DataFrame:
-        if not d.index.isin(frame.index).all():
+        calls["n"] += 1
+        if calls["n"] > 1:
             raise SpecificationError(
                 f"Stage {treatment!r} had a feasible= rule, which is a callable and is not saved "
                 "in the file; pass stages= (the original bd.Stage list) to bd.load to evaluate it "

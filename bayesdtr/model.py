@@ -190,6 +190,10 @@ class DTRModel:
         for name, val, lo in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1), ("imputations", imputations, 1)):
             if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
                 raise FitError(f"{name}= must be an integer >= {lo}; got {val!r}.")
+        if imputation_tune is not None and (
+            isinstance(imputation_tune, bool) or not isinstance(imputation_tune, int | np.integer) or imputation_tune < 0
+        ):
+            raise FitError(f"imputation_tune= must be None or an integer >= 0; got {imputation_tune!r}.")
         if propagation not in PROPAGATIONS:
             raise FitError(f"propagation={propagation!r} is not one of {list(PROPAGATIONS)}.")
         if engine not in ENGINES:

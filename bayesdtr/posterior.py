@@ -109,7 +109,8 @@ class DTRPosterior:
                     "new label to predict for a new group."
                 )
             lookup = {lev: i for i, lev in enumerate(self.design.group_levels)}
-            g = np.array([lookup.get(v, -1) for v in data[self.design.group]], dtype=np.int64)
+            # unseen labels get a stable negative code, -1 - crc32(label): one effect per label
+            g = np.array([lookup.get(v, -1 - zlib.crc32(str(v).encode())) for v in data[self.design.group]], dtype=np.int64)
         feas = np.ones((len(data), sd.n_arms), dtype=bool)
         if sd.stage.feasible is not None:
             from bayesdtr.data.design import _feasible_matrix
@@ -131,8 +132,7 @@ class DTRPosterior:
         """
         k, sd = self._stage(stage)
         rows, Xm, Xc, g, _ = self._rows(k, sd, data)
-        rng = np.random.default_rng(self._child(f"q/{k}"))
-        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, rng)
+        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self._child(f"newgroup/{k}"))
         q = q_response(q, self.induction.family(k))
         return xr.DataArray(
             self._reshape(q),
@@ -143,10 +143,10 @@ class DTRPosterior:
 
     def _optimal_codes(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
         rows, Xm, Xc, g, feas = self._rows(k, sd, data)
-        rng = np.random.default_rng(self._child(f"opt/{k}"))
+        new_groups = self._child(f"newgroup/{k}")
         out = np.empty((self.n_samples, len(rows)), dtype=np.int64)
         for idx in self._chunks(len(rows), sd.n_arms):
-            out[idx] = best_arm(q_arms(sd, self.fits[k], idx, Xm, Xc, g, rng), feas)[0]
+            out[idx] = best_arm(q_arms(sd, self.fits[k], idx, Xm, Xc, g, new_groups), feas)[0]
         return rows, out
 
     def optimal_treatment(self, stage: int | str, data: pd.DataFrame | None = None) -> xr.DataArray:
@@ -368,7 +368,7 @@ class DTRPosterior:
         Gaussian noise whose SD is the stage-1 residual SD (pseudo-outcomes ``"predictive"`` and
         ``"augmented"`` keep the later stages' noise in them), or the root sum of squares of the
         stages' residual SDs (``"mean"``, whose pseudo-outcomes drop it). A Bernoulli outcome is
-        drawn as Bernoulli(Q_1). ``data=None`` predicts for the observed units from their
+        drawn as Bernoulli(Q_1) (Q_1 is then a probability). ``data=None`` predicts for the observed units from their
         baseline history; ``data`` gives new stage-1 histories.
 
         Returns
@@ -384,18 +384,24 @@ class DTRPosterior:
         rows, Xm, Xc, g, feas = self._rows(0, sd, data)
         rng = np.random.default_rng(self._child(f"predict/{reg.name}"))
         idx = np.arange(self.n_samples)
-        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, rng), ind.family(0))
+        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, self._child("newgroup/0")), ind.family(0))
         if reg.follows_optimal(sd.treatment):
             mean = best_arm(q, feas)[1]
         else:
             mean = select_arm(q, regime_codes(reg, sd, rows, feas))
-        if self.design.family == "bernoulli" and ind.K == 1:
-            draw = (rng.random(mean.shape) < np.clip(mean, 0, 1)).astype(float)
+        if self.design.family == "bernoulli":
+            draw = (rng.random(mean.shape) < np.clip(mean, 0.0, 1.0)).astype(float)
         else:
             if self.settings.propagation == "mean":
-                var = sum(f.sigma**2 for f in ind.fits if f.sigma is not None)
+                # pseudo-outcomes drop later stages' noise: add it back, following the ancestors
+                var = np.zeros(self.n_samples)
+                anc = idx
+                for k, f in enumerate(ind.fits):
+                    var += f.sigma[anc] ** 2  # type: ignore[index]
+                    if k < ind.K - 1:
+                        anc = f.ancestor[anc]  # type: ignore[index]
             else:
-                var = ind.fits[0].sigma ** 2
+                var = ind.fits[0].sigma ** 2  # type: ignore[operator]
             draw = mean + np.sqrt(var)[:, None] * rng.standard_normal(mean.shape)
         return xr.DataArray(
             self._reshape(draw),
@@ -493,11 +499,13 @@ class _PointRule:
     def __call__(self, df: pd.DataFrame) -> np.ndarray:
         post, sd = self.post, self.sd
         rows, Xm, Xc, g, feas = post._rows(self.k, sd, df)
-        rng = np.random.default_rng(post._child(f"rule/{self.k}"))
+        new_groups: np.random.SeedSequence | None = post._child(f"newgroup/{self.k}")
         fit = post.fits[self.k]
         idx = self.idx
         if self.kind == "mean":
-            # Q is linear in the parameters: the posterior-mean Q is Q at the posterior means
+            new_groups = None  # a new group's effect at its mean, 0
+            # the linear predictor is linear in the parameters: its posterior mean is its value at
+            # the posterior means (on the probability scale of a Bernoulli stage, approximately)
             fit = _mean_draws(fit)
             idx = np.zeros(1, dtype=np.int64)
         codes = np.zeros(len(rows), dtype=np.int64)
@@ -505,7 +513,7 @@ class _PointRule:
         for start in range(0, len(rows), step):
             sl = slice(start, start + step)
             gg = None if g is None else g[sl]
-            best = best_arm(q_arms(sd, fit, idx, Xm[sl], Xc[sl], gg, rng), feas[sl])[0]
+            best = best_arm(q_arms(sd, fit, idx, Xm[sl], Xc[sl], gg, new_groups), feas[sl])[0]
             if self.kind == "mean":
                 codes[sl] = best[0]
             else:

@@ -207,7 +207,16 @@ class Regime:
             )
         rule = self._rules[treatment]
         assert callable(rule)
-        out = rule(data)
+        try:
+            out = rule(data)
+        except RegimeError:
+            raise
+        except Exception as err:
+            raise RegimeError(
+                f"The rule for stage {treatment!r} of regime {self.name!r} raised "
+                f"{type(err).__name__}: {err}. It receives the histories as a DataFrame with the "
+                f"data's columns ({list(data.columns)[:12]}) and must return one arm label per row."
+            ) from err
         arr = np.asarray(out.to_numpy() if isinstance(out, pd.Series) else out)
         if arr.ndim == 0:
             arr = np.repeat(arr, len(data))

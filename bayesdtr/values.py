@@ -56,7 +56,7 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
             cols = slice(None) if sd.n_units == n else sd.units
             q = ind.q_observed(k, stage_idx)
             d, qd = ind.decide(k, q, stage_idx)
-            prop = propensity_for(post.propensities[k], sd, design, idx % _n_prop(post.propensities[k], post.n_samples))
+            prop = propensity_for(post.propensities[k], sd, design, idx)
             before = ratio[:, cols]
             after = np.where(d == sd.a[None, :], before / select_arm(prop, sd.a), 0.0)
             if aug is not None:
@@ -78,9 +78,3 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
         else:
             out[idx] = np.mean(omega * (ratio_prev * G[None, :] + aug), axis=1)
     return out
-
-
-def _n_prop(pr, default: int) -> int:
-    if pr is None or pr.gamma is None:
-        return default
-    return pr.gamma.shape[0]

@@ -258,6 +258,8 @@ def test_bernoulli_final_outcome():
     assert np.mean(po.to_numpy().argmax(axis=1)[strong] == truth[strong]) > 0.95
     v = post.value().values
     assert 0 < v.min() and v.max() < 1
+    pred = post.predict_outcome("optimal")
+    assert set(np.unique(pred.values)) <= {0.0, 1.0}
 
 
 @pytest.mark.integration
@@ -286,3 +288,27 @@ def test_numpyro_missing_is_a_clear_error(bmi_model, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(FitError, match=r"sampler='numpyro' needs the optional numpyro/JAX extra"):
         bmi_model.fit(engine="mcmc", sampler="numpyro", draws=10, tune=10, chains=1, random_seed=1, progressbar=False)
+
+
+def test_netcdf_keeps_column_types(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 200
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "A1": pd.Categorical(rng.choice([3, 1], n), categories=[3, 1]),
+            "site": pd.Categorical(rng.choice([7, 8, 9], n)),
+            "k": pd.Series(rng.integers(0, 5, n), dtype=object),
+            "s": rng.choice(["a", "b"], n),
+        }
+    )
+    df["y"] = df.x + (df.A1 == 1) * 0.5 + rng.normal(size=n)
+    post = bd.DTRModel(df, [bd.Stage("A1", main="x", contrast="1 + x")], outcome="y").fit(draws=50, chains=1, random_seed=1, progressbar=False)
+    post.to_netcdf(str(tmp_path / "t.nc"))
+    back = bd.load(str(tmp_path / "t.nc"))
+    pd.testing.assert_frame_equal(back.model.data, df, check_dtype=False, check_categorical=True)
+    assert list(back.prob_optimal(1).columns) == [3, 1]
+    bad = df.rename(columns={"s": "a/b"})
+    post_bad = bd.DTRModel(bad, [bd.Stage("A1", main="x", contrast="1 + x")], outcome="y").fit(draws=20, chains=1, random_seed=1, progressbar=False)
+    with pytest.raises(bd.DataError, match=r"Column name 'a/b' cannot be written to netCDF"):
+        post_bad.to_netcdf(str(tmp_path / "bad.nc"))

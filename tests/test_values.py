@@ -199,3 +199,48 @@ def test_infeasible_arm_in_regime_names_stage_unit_and_arm():
         {"A2": lambda d: np.where(d["R"] == 0, 1, 0)}
     )
     assert post.value(threshold).shape == (1, 100)
+
+
+def _smart_with_responders(n: int = 4000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    a1 = rng.integers(0, 2, n)
+    r = (rng.random(n) < 0.5).astype(int)
+    a2 = np.where(r == 1, 0, rng.integers(0, 2, n))  # responders continue on arm 0
+    y = 1 + x + a1 + np.where(r == 1, 3, 2 * a2) + rng.normal(size=n)
+    df = pd.DataFrame({"x": x, "A1": a1, "R": r, "A2": a2, "y": y})
+
+    def feasible(d):
+        return pd.DataFrame({0: np.ones(len(d), bool), 1: (d["R"] == 0).to_numpy()}, index=d.index)
+
+    return df, feasible
+
+
+def test_weights_respect_feasible_sets():
+    """Responders cannot switch, so they follow any regime's stage 2 with probability 1; a
+    known 1:1 randomization applies to non-responders only. True value of (A1=1, A2=1 if
+    non-responder) is 1 + 0 + 1 + 0.5 * 3 + 0.5 * 2 = 4.5."""
+    df, feasible = _smart_with_responders()
+    half = bd.KnownPropensity({0: 0.5, 1: 0.5})
+    stages = [
+        bd.Stage("A1", main="x", contrast="1", propensity=half),
+        bd.Stage("A2", main="x + A1 + R", contrast="1", propensity=half, feasible=feasible),
+    ]
+    post = bd.DTRModel(df, stages, outcome="y").fit(random_seed=1, progressbar=False)
+    reg = bd.Regime.dynamic({"A1": lambda d: np.ones(len(d), int), "A2": lambda d: np.where(d["R"] == 0, 1, 0)})
+    for method in ("q", "ipw", "aipw"):
+        v = post.value(reg, method=method).values
+        assert abs(v.mean() - 4.5) < 3 * v.std() + 0.02, (method, v.mean())
+
+
+def test_saved_feasible_sets_are_not_matched_by_index_label(tmp_path):
+    df, feasible = _smart_with_responders(400, seed=1)
+    stages = [bd.Stage("A1", main="x", contrast="1"), bd.Stage("A2", main="x + A1 + R", contrast="1", feasible=feasible)]
+    post = bd.DTRModel(df, stages, outcome="y").fit(draws=100, chains=1, random_seed=1, progressbar=False)
+    post.to_netcdf(str(tmp_path / "p.nc"))
+    back = bd.load(str(tmp_path / "p.nc"))
+    pd.testing.assert_frame_equal(back.prob_optimal(2), post.prob_optimal(2))
+    with pytest.raises(bd.SpecificationError, match="pass stages= .* to bd.load"):
+        back.prob_optimal(2, data=df.iloc[:5])
+    again = bd.load(str(tmp_path / "p.nc"), stages=stages)
+    pd.testing.assert_frame_equal(again.prob_optimal(2, data=df.iloc[:5]), post.prob_optimal(2, data=df.iloc[:5]))

@@ -225,7 +225,7 @@ class Induction:
                 T = np.broadcast_to(self.design.y + sd.reward, (len(idx), n)).copy()
             else:
                 anc = self.fits[k].ancestor[idx]  # type: ignore[union-attr]
-                T = sd.reward[None, :] + self.value_to_go(k + 1, anc)
+                T = sd.reward[None, :] + self.value_to_go(k + 1, anc, propagation)
             V = T.copy()
         else:
             V = np.empty((len(idx), n))
@@ -278,7 +278,7 @@ class Induction:
                 if last:
                     T = np.broadcast_to(T, (len(idx), T.shape[1]))
                 prop = propensity_for(self.propensities[k], sd, self.design, idx)
-                th, sg = robust_draws(X, T, sd.a, prop, rng)
+                th, sg = robust_draws(X, T, sd.a, prop, rng, feasible=sd.feasible)
             theta[idx] = sd.uncenter(th)
             sigma[idx] = sg
         return StageDraws(
@@ -294,15 +294,24 @@ class Induction:
 def propensity_for(
     pd_: PropensityDraws | None, sd: StageDesign, design: DTRDesign, idx: np.ndarray
 ) -> np.ndarray:
-    """Propensities of the stage's units, arm first: (m, len(idx), n_k), or (m, 1, n_k) if known."""
+    """Propensities of the stage's units, arm first: (m, len(idx), n_k), or (m, 1, n_k) if known.
+
+    Probabilities are renormalized over each unit's feasible set: a unit with a single feasible
+    arm received it with probability 1 (e.g. responders who continue their treatment).
+    """
     if pd_ is None:
         raise FitError(f"Stage {sd.treatment!r} has no propensity model; give propensity= in its bd.Stage.")
     if pd_.known is not None:
-        return np.broadcast_to(pd_.known[:, None, None], (sd.n_arms, 1, sd.n_units))
-    assert pd_.gamma is not None and sd.X_prop is not None
-    g = None if design.group_codes is None else design.group_codes[sd.units]
-    ge = None if pd_.group_effect is None else pd_.group_effect[idx]
-    return propensity_probabilities(pd_.gamma[idx], sd.X_prop, ge, g)
+        prop = np.broadcast_to(pd_.known[:, None, None], (sd.n_arms, 1, sd.n_units))
+    else:
+        assert pd_.gamma is not None and sd.X_prop is not None
+        g = None if design.group_codes is None else design.group_codes[sd.units]
+        ge = None if pd_.group_effect is None else pd_.group_effect[idx]
+        prop = propensity_probabilities(pd_.gamma[idx], sd.X_prop, ge, g)
+    if sd.feasible.all():
+        return prop
+    masked = prop * sd.feasible.T[:, None, :]
+    return masked / masked.sum(axis=0, keepdims=True)
 
 
 def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) -> np.ndarray:
@@ -327,12 +336,6 @@ def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) ->
             f"unit's feasible arms are {[a for a, f in zip(sd.arms, feasible[i], strict=True) if f]}."
         )
     return codes
-
-
-def bayesian_bootstrap_mean(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Per-draw Dirichlet(1, ..., 1)-weighted mean over units: (S, n) -> (S,)."""
-    w = rng.exponential(1.0, size=values.shape)
-    return np.sum(w * values, axis=1) / np.sum(w, axis=1)
 
 
 def n_blocks(draws: int, imputations: int) -> tuple[int, int]:

@@ -89,10 +89,18 @@ def nig_draws(
     return theta, np.sqrt(sigma2)
 
 
-def overlap_weights(prop: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Overlap weights ``(1/pi_a) / sum_b (1/pi_b)``: arm-first ``prop`` (m, S, n) -> (S, n)."""
+def overlap_weights(prop: np.ndarray, a: np.ndarray, feasible: np.ndarray | None = None) -> np.ndarray:
+    """Overlap weights ``(1/pi_a) / sum_b (1/pi_b)`` over feasible arms: (m, S, n) -> (S, n).
+
+    A unit with a single feasible arm carries no information about contrasts and gets weight 0.
+    """
     inv = 1.0 / np.clip(prop, 1e-12, None)
-    return select_arm(inv, a) / inv.sum(axis=0)
+    if feasible is not None and not feasible.all():
+        inv = np.where(feasible.T[:, None, :], inv, 0.0)
+    w = select_arm(inv, a) / inv.sum(axis=0)
+    if feasible is not None:
+        w = np.where(feasible.sum(axis=1) >= 2, w, 0.0)
+    return w
 
 
 def robust_draws(
@@ -101,6 +109,8 @@ def robust_draws(
     a: np.ndarray,
     prop: np.ndarray,
     rng: np.random.Generator,
+    *,
+    feasible: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted-Bayesian-bootstrap dWOLS draws, one per row of ``T``.
 
@@ -110,6 +120,7 @@ def robust_draws(
     T : (S, n) targets
     a : (n,) observed arm codes
     prop : (m, S, n) propensity draws, arm first, or (m, 1, n) when known
+    feasible : (n, m) feasible arms, or None for all
 
     Returns
     -------
@@ -119,7 +130,7 @@ def robust_draws(
     S, n = T.shape
     omega = rng.exponential(1.0, size=(S, n))
     omega /= omega.mean(axis=1, keepdims=True)
-    w = overlap_weights(prop, a)
+    w = overlap_weights(prop, a, feasible)
     wt = omega * w
     XW = X[None, :, :] * wt[:, :, None]  # (S, n, p)
     A = np.matmul(XW.transpose(0, 2, 1), X[None, :, :])  # (S, p, p)

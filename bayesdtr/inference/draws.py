@@ -63,14 +63,16 @@ def q_arms(
     X_main: np.ndarray,
     X_contrast: np.ndarray,
     group_codes: np.ndarray | None,
-    rng: np.random.Generator | None = None,
+    new_groups: np.random.SeedSequence | None = None,
 ) -> np.ndarray:
     """Linear predictor of Q_k(h, a) for draws ``idx``, arm first: (n_arms, len(idx), n).
 
     The arm-first layout keeps every arm's (draws, units) block contiguous, which makes the
-    per-arm comparisons of :func:`best_arm` and :func:`select_arm` cheap. ``group_codes`` of -1
-    mark groups unseen in the data: their effects are drawn from the group-level distribution
-    (posterior predictive for a new group), which needs ``rng``.
+    per-arm comparisons of :func:`best_arm` and :func:`select_arm` cheap. Negative
+    ``group_codes`` mark groups unseen in the data (``-1 - key``, a stable key per label): with
+    ``new_groups`` their effects are drawn from the group-level distribution, one effect per
+    label and posterior draw, the same in every call (posterior predictive for a new group);
+    without it they are 0, the mean of that distribution.
     """
     p_main = X_main.shape[1]
     p_con = X_contrast.shape[1]
@@ -79,7 +81,7 @@ def q_arms(
     base = out[0]
     np.matmul(th[:, :p_main], X_main.T, out=base)
     if dr.group_intercept is not None and group_codes is not None:
-        base += _group_values(dr.group_intercept[idx], group_codes, dr.extras.get("group_sd"), idx, rng)
+        base += _group_values(dr.group_intercept[idx], group_codes, dr.extras.get("group_sd"), idx, dr.n, new_groups, 0)
     for j in range(1, sd.n_arms):
         psi = th[:, p_main + (j - 1) * p_con : p_main + j * p_con]
         np.matmul(psi, X_contrast.T, out=out[j])
@@ -87,7 +89,7 @@ def q_arms(
         if dr.group_contrast is not None and group_codes is not None:
             sdv = dr.extras.get("group_contrast_sd")
             sdv = None if sdv is None else sdv[:, j - 1]
-            out[j] += _group_values(dr.group_contrast[idx, :, j - 1], group_codes, sdv, idx, rng)
+            out[j] += _group_values(dr.group_contrast[idx, :, j - 1], group_codes, sdv, idx, dr.n, new_groups, j)
     return out
 
 
@@ -98,10 +100,10 @@ def q_linear(
     X_main: np.ndarray,
     X_contrast: np.ndarray,
     group_codes: np.ndarray | None,
-    rng: np.random.Generator | None = None,
+    new_groups: np.random.SeedSequence | None = None,
 ) -> np.ndarray:
     """Linear predictor of Q_k(h, a) for draws ``idx``: (len(idx), n, n_arms)."""
-    return np.moveaxis(q_arms(sd, dr, idx, X_main, X_contrast, group_codes, rng), 0, -1)
+    return np.moveaxis(q_arms(sd, dr, idx, X_main, X_contrast, group_codes, new_groups), 0, -1)
 
 
 def best_arm(q: np.ndarray, feasible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,14 +137,18 @@ def select_arm(q: np.ndarray, codes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _group_values(effects, codes, scale, idx, rng):
+def _group_values(effects, codes, scale, idx, n_draws, seed, arm):
     known = codes >= 0
     vals = np.zeros((effects.shape[0], len(codes)))
     vals[:, known] = effects[:, codes[known]]
-    if (~known).any():
-        if scale is None or rng is None:
-            raise ValueError("new groups need the group-level SD draws and an rng")
-        vals[:, ~known] = rng.standard_normal((effects.shape[0], int((~known).sum()))) * scale[idx][:, None]
+    if known.all() or seed is None:
+        return vals  # no new group, or new groups at their mean effect 0
+    for code in np.unique(codes[~known]):
+        if scale is None:
+            raise ValueError("new groups need the group-level SD draws")
+        key = (*seed.spawn_key, int(-code - 1), arm)
+        z = np.random.default_rng(np.random.SeedSequence(entropy=seed.entropy, spawn_key=key)).standard_normal(n_draws)
+        vals[:, codes == code] = (z[idx] * scale[idx])[:, None]
     return vals
 
 

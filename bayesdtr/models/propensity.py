@@ -4,12 +4,15 @@ For unit i with propensity design :math:`z_i` and group :math:`g_i`,
 
 .. math::
 
-    \Pr(A_i = a \mid H_i) = \frac{\exp \eta_{ia}}{\sum_{b} \exp \eta_{ib}}, \qquad
+    \Pr(A_i = a \mid H_i) = \frac{\exp \eta_{ia}}{\sum_{b \in F_i} \exp \eta_{ib}}
+        \ (a \in F_i), \qquad
     \eta_{ia} = z_i^\top \gamma_a + w_{g_i, a}, \quad \eta_{i,\mathrm{ref}} = 0,
 
 with :math:`\gamma_{a,j} \sim \mathrm{Normal}(0, 2.5/\mathrm{sd}(z_j))` (2.5 for the intercept)
 and non-centred group intercepts :math:`w_{g,a} = s_w\, \zeta_{g,a}`. With two arms this is
-logistic regression. Randomized stages declare :class:`~bayesdtr.KnownPropensity` instead.
+logistic regression. :math:`F_i` is the unit's feasible set: infeasible arms have probability 0
+(also for a :class:`~bayesdtr.KnownPropensity`, which is renormalized over each unit's feasible
+set, so responders who continue their treatment have propensity 1).
 """
 
 from __future__ import annotations
@@ -54,8 +57,12 @@ def build_propensity_model(
     if n_groups:
         assert group_codes is not None
         data["prop_group"] = group_codes.astype(np.int64)
+    restricted = not sd.feasible.all()
+    if restricted:
+        # infeasible arms get a logit offset of log(1e-300): probability 0 up to rounding
+        data["prop_offset"] = np.log(np.where(sd.feasible, 1.0, 1e-300))
     overrides = tuple(sorted((k, repr(v)) for k, v in priors.overrides.items() if k.startswith("propensity")))
-    key = ("propensity", Z.shape[0], Z.shape[1], n_c, n_groups, overrides)
+    key = ("propensity", Z.shape[0], Z.shape[1], n_c, n_groups, restricted, overrides)
 
     def build() -> pm.Model:
         coords = {"propensity_term": sd.prop_terms, "contrast_arm": [str(a) for a in sd.arms[1:]]}
@@ -78,6 +85,8 @@ def build_propensity_model(
                 w = pm.Deterministic("propensity_group", s_ * zeta, dims=("group", "contrast_arm"))
                 eta = eta + w[d["prop_group"]]
             logits = pt.concatenate([pt.zeros((eta.shape[0], 1)), eta], axis=1)
+            if restricted:
+                logits = logits + d["prop_offset"]
             pm.Categorical("treatment", logit_p=logits, observed=d["prop_a"])
         return model
 
