@@ -1034,3 +1034,17 @@ def test_applies_query_on_a_column_with_missing_values():
     stages = [bd.Stage("A1", main="x", contrast="1"), bd.Stage("A2", main="x", contrast="1", applies="R == 0")]
     with pytest.raises(bd.DataError, match=r"applies='R == 0' uses column 'R', which is missing in rows \[4, 9\]"):
         bd.DTRModel(df, stages, outcome="y")
+
+
+def test_robust_refuses_engine_and_priors():
+    from pymc_extras.prior import Prior
+
+    rng = np.random.default_rng(4)
+    n = 80
+    df = pd.DataFrame({"x": rng.normal(size=n), "A1": rng.integers(0, 2, n), "y": rng.normal(size=n)})
+    stage = bd.Stage("A1", main="x", contrast="1", propensity=bd.KnownPropensity({0: 0.5, 1: 0.5}))
+    with pytest.raises(bd.FitError, match=r"engine='mcmc' cannot be combined with it"):
+        bd.DTRModel(df, [stage], outcome="y").fit(robust=True, engine="mcmc", random_seed=1)
+    model = bd.DTRModel(df, [stage], outcome="y", priors={"psi": Prior("Normal", mu=0, sigma=1)})
+    with pytest.raises(bd.FitError, match=r"robust=True uses no outcome priors"):
+        model.fit(robust=True, random_seed=1)

@@ -49,6 +49,7 @@ def _coverage_over_seeds(scn, stages, seeds, **model_kw) -> dict[str, float]:
     return {m: float(np.mean(h)) for m, h in hits.items()}
 
 
+@pytest.mark.integration
 def test_known_truth_two_stage_cont_q_and_aipw():
     """Correct outcome models (exp() main effects) and correct propensity models, n = 2,000."""
     scn = bd.scenario("two_stage_cont")
@@ -56,6 +57,7 @@ def test_known_truth_two_stage_cont_q_and_aipw():
     assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
 
 
+@pytest.mark.integration
 def test_known_truth_multisite_q_and_aipw():
     """Multi-site SMART with the correct fixed-site-effects model (conjugate engine), n = 2,000."""
     scn = bd.scenario("multisite_smart")

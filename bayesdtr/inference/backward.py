@@ -36,7 +36,7 @@ from bayesdtr.inference.draws import (
     q_response,
     select_arm,
 )
-from bayesdtr.models.priors import StagePriors, nig_hyper
+from bayesdtr.models.priors import OUTCOME_PRIORS, StagePriors, nig_hyper
 from bayesdtr.models.propensity import propensity_probabilities
 from bayesdtr.regimes import Regime
 
@@ -85,6 +85,18 @@ def stage_engines(design: DTRDesign, settings: FitSettings, priors: dict[str, St
         if not priors[sd.treatment].conjugate_compatible:
             reasons.append("its beta/psi/sigma priors are user overrides")
         if settings.robust:
+            if settings.engine != "auto":
+                raise FitError(
+                    f"robust=True fits every stage by a weighted Bayesian bootstrap of dWOLS; "
+                    f"engine={settings.engine!r} cannot be combined with it. Leave engine='auto'."
+                )
+            outcome_priors = sorted(k for k in priors[sd.treatment].overrides if k in OUTCOME_PRIORS)
+            if outcome_priors:
+                raise FitError(
+                    f"robust=True uses no outcome priors (dWOLS by weighted Bayesian bootstrap), "
+                    f"but priors were given for stage {sd.treatment!r}: {outcome_priors}. Drop "
+                    "them or use robust=False."
+                )
             if design.group is not None or (last and design.family != "gaussian"):
                 raise FitError(
                     f"robust=True (dWOLS by weighted Bayesian bootstrap) needs Gaussian stages "
