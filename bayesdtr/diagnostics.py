@@ -28,16 +28,10 @@ ESS_MIN = 400
 
 
 def _summary_dataset(post: DTRPosterior, k: int):
-    ds = post._stage_posterior(k)
-    sd = post.design.stages[k]
-    keep = [v for v in ds.data_vars if v not in ("ancestor",)]
-    ds = ds[keep]
-    ref = sd.arms[0]
-    ref_coord = str(ref) if any(isinstance(a, str) for a in sd.arms) else ref
-    for v in list(ds.data_vars):
-        if "arm" in ds[v].dims:
-            ds[v] = ds[v].drop_sel(arm=[ref_coord]) if ref_coord in ds[v].arm.values else ds[v]
-    return ds.drop_sel(arm=[ref_coord]) if "arm" in ds.dims else ds
+    """Stage k's posterior without the ancestor index and the reference arm's structural zeros."""
+    ds = post._stage_posterior(k).drop_vars("ancestor", errors="ignore")
+    ref = post.design.stages[k].arm_coord[0]
+    return ds.drop_sel(arm=[ref]) if "arm" in ds.dims else ds
 
 
 def summary_table(post: DTRPosterior, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesdtr.data.design import arm_array
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import DataError, SpecificationError
 from bayesdtr.inference.backward import FitSettings, Induction
@@ -33,12 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["stage_posterior_dataset", "build_tree", "write_netcdf", "load"]
 
 FORMAT_VERSION = 1
-
-
-def _arm_values(arms: list[Any]) -> np.ndarray:
-    if any(isinstance(a, str) for a in arms):
-        return np.asarray([str(a) for a in arms], dtype=object)
-    return np.asarray(arms, dtype=np.int64)
 
 
 def stage_posterior_dataset(post: DTRPosterior, k: int) -> xr.Dataset:
@@ -55,7 +50,7 @@ def stage_posterior_dataset(post: DTRPosterior, k: int) -> xr.Dataset:
         "draw": np.arange(D),
         "main_term": sd.main_terms,
         "contrast_term": sd.contrast_terms,
-        "arm": _arm_values(sd.arms),
+        "arm": arm_array(sd.arms),
     }
     data = {"beta": (("chain", "draw", "main_term"), beta), "psi": (("chain", "draw", "arm", "contrast_term"), psi)}
     if fit.sigma is not None:
@@ -72,7 +67,7 @@ def stage_posterior_dataset(post: DTRPosterior, k: int) -> xr.Dataset:
         dims = ("chain", "draw") + (("contrast_arm",) if arr.ndim == 3 else ())
         data[name] = (dims, arr)
         if arr.ndim == 3:
-            coords["contrast_arm"] = _arm_values(sd.arms[1:])
+            coords["contrast_arm"] = arm_array(sd.arms[1:])
     if fit.ancestor is not None:
         data["ancestor"] = (("chain", "draw"), fit.ancestor.reshape(C, D))
     ds = xr.Dataset(data, coords=coords)
@@ -86,14 +81,14 @@ def _propensity_dataset(post: DTRPosterior, k: int) -> xr.Dataset | None:
     if pr is None:
         return None
     if pr.known is not None:
-        return xr.Dataset({"known": (("arm",), pr.known)}, coords={"arm": _arm_values(sd.arms)})
+        return xr.Dataset({"known": (("arm",), pr.known)}, coords={"arm": arm_array(sd.arms)})
     assert pr.gamma is not None
     C, D = pr.chains, pr.draws
     data = {"propensity_coef": (("chain", "draw", "contrast_arm", "propensity_term"), pr.gamma.reshape(C, D, *pr.gamma.shape[1:]))}
     coords = {
         "chain": np.arange(C),
         "draw": np.arange(D),
-        "contrast_arm": _arm_values(sd.arms[1:]),
+        "contrast_arm": arm_array(sd.arms[1:]),
         "propensity_term": sd.prop_terms,
     }
     if pr.group_effect is not None:
@@ -215,7 +210,7 @@ def build_tree(post: DTRPosterior) -> xr.DataTree:
         po = post.prob_optimal(k + 1)
         nodes[f"/policy/stage_{k + 1}"] = xr.Dataset(
             {"prob_optimal": (("obs", "arm"), po.to_numpy())},
-            coords={"obs": index[sd.units], "arm": _arm_values(sd.arms)},
+            coords={"obs": index[sd.units], "arm": arm_array(sd.arms)},
             attrs={"treatment": sd.treatment},
         )
     nodes["/value"] = xr.Dataset({"optimal": post.value("optimal")})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -137,7 +137,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(q),
             dims=("chain", "draw", "obs", "arm"),
-            coords={**self._coords(), "obs": np.asarray(rows.index), "arm": _arm_coord(sd.arms)},
+            coords={**self._coords(), "obs": np.asarray(rows.index), "arm": sd.arm_coord},
             name=f"Q_{sd.treatment}",
         )
 
@@ -153,7 +153,7 @@ class DTRPosterior:
         """Per-draw optimal arm labels: DataArray (chain, draw, obs), argmax of Q over feasible arms."""
         k, sd = self._stage(stage)
         rows, codes = self._optimal_codes(k, sd, data)
-        labels = np.asarray(sd.arms, dtype=object if any(isinstance(a, str) for a in sd.arms) else None)[codes]
+        labels = sd.arm_coord[codes]
         return xr.DataArray(
             self._reshape(labels),
             dims=("chain", "draw", "obs"),
@@ -208,9 +208,7 @@ class DTRPosterior:
             self._child(f"regime/{regime.name}"),
             self.induction.samplers,
         )
-        ind.fits[-1] = self.fits[-1]
-        for k in reversed(range(ind.K - 1)):
-            ind.fits[k] = ind._fit_stage(k)
+        ind.run(last=self.fits[-1])
         self._inductions[key] = ind
         self._keep.append(regime)
         return ind
@@ -480,12 +478,6 @@ class DTRPosterior:
         )
 
 
-def _arm_coord(arms: list[Any]) -> np.ndarray:
-    if any(isinstance(a, str) for a in arms):
-        return np.asarray([str(a) for a in arms], dtype=object)
-    return np.asarray(arms)
-
-
 def _regime_key(regime: Regime) -> str:
     return "optimal" if regime.is_optimal else f"{regime.name}#{id(regime)}"
 
@@ -519,7 +511,7 @@ class _PointRule:
             else:
                 counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])[:, None, :]
                 codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
-        return np.asarray(sd.arms, dtype=object)[codes] if any(isinstance(a, str) for a in sd.arms) else np.asarray(sd.arms)[codes]
+        return sd.arm_coord[codes]
 
 
 def _mean_draws(fit: StageDraws) -> StageDraws:

@@ -37,6 +37,13 @@ def rows_text(index: Sequence[Any], limit: int = 8) -> str:
     return f"[{shown}] ({len(idx)} row{'s' if len(idx) != 1 else ''})"
 
 
+def arm_array(arms: Sequence[Any]) -> np.ndarray:
+    """Arm labels as an array for coordinates and label lookups (object dtype for strings)."""
+    if any(isinstance(a, str) for a in arms):
+        return np.asarray([str(a) for a in arms], dtype=object)
+    return np.asarray(arms)
+
+
 @dataclass
 class StageDesign:
     """The validated design of one stage (rows are the units that reach the stage).
@@ -84,6 +91,11 @@ class StageDesign:
     @property
     def n_arms(self) -> int:
         return len(self.arms)
+
+    @property
+    def arm_coord(self) -> np.ndarray:
+        """Arm labels as an array; ``arm_coord[codes]`` turns arm codes into labels."""
+        return arm_array(self.arms)
 
     @property
     def n_units(self) -> int:

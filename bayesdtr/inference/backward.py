@@ -154,9 +154,11 @@ class Induction:
         regime.check_covers(design.treatments)
 
     # ------------------------------------------------------------------ public
-    def run(self) -> list[StageDraws]:
+    def run(self, *, last: StageDraws | None = None) -> list[StageDraws]:
+        """Fit every stage backwards; ``last`` reuses draws of the last stage (whose model does
+        not depend on the regime)."""
         for k in reversed(range(self.K)):
-            self.fits[k] = self._fit_stage(k)
+            self.fits[k] = last if (k == self.K - 1 and last is not None) else self._fit_stage(k)
         return self.fits  # type: ignore[return-value]
 
     def family(self, k: int) -> str:
