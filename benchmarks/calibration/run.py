@@ -1,0 +1,206 @@
+"""Calibration table of issue 8: coverage and width of 95% intervals, bayesdtr against baselines.
+
+For each scenario and sample size, ``--reps`` replicates (data seed and fit seed from
+``numpy.random.SeedSequence(seed).spawn(reps)``); for each replicate and method, a 95% interval
+of four estimands and whether it covers the truth:
+
+- ``psi10``, ``psi11``: the stage-1 contrast coefficients (intercept and first covariate of the
+  stage-1 contrast, bayesdtr's parametrization: Q_1(h, arm 1) - Q_1(h, reference));
+- ``V(d*)``: the true optimal value;
+- ``V(d_hat)``: the true value of the method's own estimated rule (bayesdtr: ``post.rule()``;
+  the OLS baselines: the argmax of the fitted Q-functions).
+
+Methods:
+
+- ``bayes``: ``fit()`` defaults (propagation="mean", conjugate engine), 95% equal-tailed
+  posterior intervals; values from ``post.value("optimal")`` and ``post.value(post.rule())``
+  (both cross-fitted by default);
+- ``bayes_aipw``: the same with ``method="aipw"``;
+- ``bayes_plugin``: ``post.value("optimal", crossfit=0)`` (the plain posterior of the mean of the
+  max of Q) for both value estimands;
+- ``ols_boot``: OLS Q-learning, percentile bootstrap (B = 1000);
+- ``mofn_boot``: the adaptive m-out-of-n bootstrap (Chakraborty, Laber & Zhao 2013), alpha = 0.1;
+- ``ols_cf_aipw``: the frequentist cross-fitted AIPW Wald interval (values only).
+
+Usage::
+
+    python benchmarks/calibration/run.py                                # everything, 200 reps (hours)
+    python benchmarks/calibration/run.py --scenarios chakraborty_ex1 chakraborty_ex3 --n 300 --reps 40
+
+Each (scenario, n) cell is written to ``benchmarks/calibration/cells/<scenario>_n<n>.csv`` as
+soon as it finishes (a rerun skips finished cells); ``summarize.py`` builds the table
+(``calibration.csv``) and the figure (``calibration.png``). Monte Carlo SE of a coverage c over R
+replicates: sqrt(c (1 - c) / R), 0.015 at R = 200 for c = 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+CELLS = HERE / "cells"
+LEVEL = 0.95
+LO, HI = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
+
+PUBLISHED = [f"chakraborty_ex{e}" for e in "123456ABC"]
+DEFAULT_SCENARIOS = PUBLISHED + ["two_stage_cont", "multisite_smart", "k_stage"]
+
+
+def _interval(x: np.ndarray) -> tuple[float, float, float]:
+    x = np.asarray(x, dtype=float).ravel()
+    lo, hi = np.percentile(x, [LO, HI])
+    return float(x.mean()), float(lo), float(hi)
+
+
+def _stages(scn):
+    """The scenario's default stages; for multisite_smart, correctly specified fixed site effects
+    (``C(site)`` in every block, so the exact engine applies; its psi is site-specific, so only
+    the values are scored there)."""
+    if scn.name != "multisite_smart":
+        return scn.stages
+    import bayesdtr as bd
+
+    half = bd.KnownPropensity({-1: 0.5, 1: 0.5})
+    return [
+        bd.Stage("A1", main="X0 + X1 + C(site)", contrast="1 + X1 + C(site)", propensity=half),
+        bd.Stage("A2", main="X0 + X1 + A1:X1 + X2 + C(site):A1 + C(site)", contrast="1 + X2 + C(site)",
+                 propensity=half, applies="R == 0"),
+    ]
+
+
+def _ols_rule(design, res):
+    """The argmax of OLS Q-learning's fitted Q-functions as a bd.Regime (new histories too)."""
+    import bayesdtr as bd
+    from bayesdtr.data.design import materialize
+
+    rules = {}
+    for sd, st in zip(design.stages, res.stages, strict=True):
+        theta = st.coef.to_numpy()
+        pm_ = sd.X_main.shape[1]
+        psi = theta[pm_:].reshape(sd.n_arms - 1, -1)
+
+        def rule(df, sd=sd, psi=psi):
+            xc = materialize(sd.contrast_spec, df, f"OLS rule {sd.treatment}")
+            scores = np.column_stack([np.zeros(len(df))] + [xc @ p for p in psi])
+            return sd.arm_coord[np.argmax(scores, axis=1)]
+
+        rules[sd.treatment] = rule
+    return bd.Regime.dynamic(rules, name="OLS rule")
+
+
+def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int) -> list[dict]:
+    import bayesdtr as bd
+    from bayesdtr.baselines import crossfit_aipw, m_out_of_n, qlearning
+
+    s_data, s_fit, s_boot = seed.generate_state(3)
+    df = scn.sample(n, seed=int(s_data))
+    model = bd.DTRModel(df, _stages(scn), outcome=scn.outcome)
+    psi_truth = scn.truth.get("psi")
+    truth_psi = None if psi_truth is None else np.asarray(psi_truth[scn.treatments[0]], dtype=float)[:2]
+    vstar = scn.true_value("optimal")
+    rows: list[dict] = []
+
+    def add(method, estimand, est, lo, hi, truth, seconds):
+        rows.append(
+            dict(method=method, estimand=estimand, estimate=est, lower=lo, upper=hi, truth=truth,
+                 covered=bool(lo <= truth <= hi), width=hi - lo, seconds=seconds)
+        )
+
+    t0 = time.perf_counter()
+    post = model.fit(draws=500, chains=2, random_seed=int(s_fit) % 2**31, progressbar=False, warn=False)
+    psi = post.coef(1)["psi"].isel(arm=1).values.reshape(-1, post.coef(1)["psi"].sizes["contrast_term"])
+    t_fit = time.perf_counter() - t0
+    for j, name in enumerate(("psi10", "psi11")):
+        if truth_psi is not None:
+            add("bayes", name, *_interval(psi[:, j]), truth_psi[j], t_fit)
+    rule = post.rule()
+    vhat = scn.true_value(rule)
+    for method, kw in (("bayes", {}), ("bayes_aipw", {"method": "aipw"}), ("bayes_plugin", {"crossfit": 0})):
+        t0 = time.perf_counter()
+        v_opt = post.value("optimal", **kw).values
+        v_rule = post.value(rule, **kw).values
+        sec = time.perf_counter() - t0
+        add(method, "V(d*)", *_interval(v_opt), vstar, sec)
+        add(method, "V(d_hat)", *_interval(v_rule), vhat, sec)
+
+    for method, fn in (
+        ("ols_boot", lambda: qlearning(model, bootstrap=B, seed=int(s_boot) % 2**31)),
+        ("mofn_boot", lambda: m_out_of_n(model, bootstrap=B, seed=int(s_boot) % 2**31)),
+    ):
+        t0 = time.perf_counter()
+        res = fn()
+        sec = time.perf_counter() - t0
+        tab = res.summary(level=LEVEL)
+        cols = [c for c in tab.columns if c.startswith("boot_0")]
+        names = [i for i in tab.index if i.startswith(f"{scn.treatments[0]}::psi[")][:2]
+        for j, name in enumerate(names if truth_psi is not None else []):
+            add(method, f"psi1{j}", float(tab.loc[name, "estimate"]), float(tab.loc[name, cols[0]]),
+                float(tab.loc[name, cols[1]]), truth_psi[j], sec)
+        lo, hi = float(tab.loc["value", cols[0]]), float(tab.loc["value", cols[1]])
+        add(method, "V(d*)", res.value, lo, hi, vstar, sec)
+        add(method, "V(d_hat)", res.value, lo, hi, scn.true_value(_ols_rule(model.design, res)), sec)
+    if all(sd.known_propensity is not None for sd in model.design.stages):
+        t0 = time.perf_counter()
+        cf = crossfit_aipw(model, seed=int(s_boot) % 2**31)
+        sec = time.perf_counter() - t0
+        add("ols_cf_aipw", "V(d*)", cf.estimate, cf.lower, cf.upper, vstar, sec)
+    return rows
+
+
+def run_cell(name: str, n: int, reps: int, seed: int, B: int) -> pd.DataFrame:
+    import bayesdtr as bd
+
+    scn = bd.scenario(name)
+    out = []
+    t0 = time.perf_counter()
+    for r, ss in enumerate(np.random.SeedSequence([seed, n]).spawn(reps)):
+        try:
+            rows = one_replicate(scn, n, ss, B)
+        except Exception as err:  # recorded, the study goes on
+            rows = [dict(method="error", estimand=type(err).__name__, estimate=np.nan, lower=np.nan,
+                         upper=np.nan, truth=np.nan, covered=False, width=np.nan, seconds=0.0,
+                         error=str(err)[:300])]
+        for row in rows:
+            row.update(scenario=name, n=n, replicate=r)
+        out += rows
+        if (r + 1) % 20 == 0:
+            print(f"  {name} n={n}: {r + 1}/{reps} replicates, {time.perf_counter() - t0:.0f} s", flush=True)
+    return pd.DataFrame(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", nargs="+", default=DEFAULT_SCENARIOS)
+    ap.add_argument("--n", nargs="+", type=int, default=[300, 1000])
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--force", action="store_true", help="recompute finished cells")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    CELLS.mkdir(parents=True, exist_ok=True)
+    for n in args.n:
+        for name in args.scenarios:
+            path = CELLS / f"{name}_n{n}.csv"
+            if path.exists() and not args.force:
+                print(f"{path.name}: done, skipped")
+                continue
+            t0 = time.perf_counter()
+            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap)
+            tmp = path.with_suffix(".tmp")
+            tab.to_csv(tmp, index=False)
+            os.replace(tmp, path)
+            print(f"{path.name}: {args.reps} replicates in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
