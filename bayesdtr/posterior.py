@@ -11,6 +11,13 @@ import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.data.design import StageDesign, materialize
+from bayesdtr.data.validate import (
+    check_frame,
+    check_new_data,
+    check_positive_int,
+    check_probability,
+    new_group_codes,
+)
 from bayesdtr.exceptions import DataError, FitError, RegimeError
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
@@ -99,6 +106,8 @@ class DTRPosterior:
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
         where = f"data= for stage {sd.treatment!r}"
+        check_frame(data)
+        check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]})
         Xm = materialize(sd.main_spec, data, f"{where} (main)")
         Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
         g = None
@@ -108,9 +117,11 @@ class DTRPosterior:
                     f"{where} needs the group column {self.design.group!r}; use a level of it, or a "
                     "new label to predict for a new group."
                 )
-            lookup = {lev: i for i, lev in enumerate(self.design.group_levels)}
             # unseen labels get a stable negative code, -1 - crc32(label): one effect per label
-            g = np.array([lookup.get(v, -1 - zlib.crc32(str(v).encode())) for v in data[self.design.group]], dtype=np.int64)
+            g = new_group_codes(
+                data[self.design.group], self.design.group_levels, self.design.group, where,
+                lambda v: zlib.crc32(str(v).encode()),
+            )
         feas = np.ones((len(data), sd.n_arms), dtype=bool)
         if sd.stage.feasible is not None:
             from bayesdtr.data.design import _feasible_matrix
@@ -311,7 +322,9 @@ class DTRPosterior:
         -------
         pandas.DataFrame
             One row per regime (in the given order): posterior ``mean``, ``sd``, the HDI,
-            ``p_best`` (P(regime has the highest value)), ``expected_regret``
+            ``p_best`` (P(regime has the highest value); a draw in which several regimes tie
+            for the highest value counts 1/t for each of the t tied regimes, so identical
+            regimes share it evenly), ``expected_regret``
             (E[max_r V(r) - V(regime)], against the per-draw best), and ``p_better_than_first``
             (P(V(regime) > V(first regime))). See :meth:`differences` for the joint draws.
 
@@ -336,10 +349,12 @@ class DTRPosterior:
         """
         import arviz as az
 
+        check_probability(hdi_prob, "hdi_prob=", FitError)
         v = self._values_of(regimes, method)
         flat = v.values.reshape(len(regimes), -1)
         best = flat.max(axis=0)
-        winner = flat.argmax(axis=0)
+        tied = flat == best[None, :]
+        share = tied / tied.sum(axis=0, keepdims=True)  # a tie splits the draw evenly
         lab = f"hdi{round(hdi_prob * 100)}"
         rows = []
         for i, name in enumerate(regimes):
@@ -351,7 +366,7 @@ class DTRPosterior:
                     "sd": flat[i].std(ddof=1),
                     f"{lab}_lb": float(lo),
                     f"{lab}_ub": float(hi),
-                    "p_best": float(np.mean(winner == i)),
+                    "p_best": float(np.mean(share[i])),
                     "expected_regret": float(np.mean(best - flat[i])),
                     "p_better_than_first": float(np.mean(flat[i] > flat[0])) if i else np.nan,
                 }
@@ -426,6 +441,7 @@ class DTRPosterior:
         """
         if kind not in ("map", "mean"):
             raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
+        check_positive_int(max_draws, "max_draws=", FitError)
         idx = np.unique(np.linspace(0, self.n_samples - 1, min(max_draws, self.n_samples)).astype(int))
         rules = {}
         for k, sd in enumerate(self.design.stages):
@@ -442,6 +458,7 @@ class DTRPosterior:
         """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
         from bayesdtr.diagnostics import summary_table
 
+        check_probability(hdi_prob, "hdi_prob=", FitError)
         return summary_table(self, hdi_prob=hdi_prob)
 
     def diagnostics(self) -> pd.DataFrame:
