@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from typing import Literal
 
@@ -18,7 +19,7 @@ from bayesdtr.data.validate import (
     check_probability,
     new_group_codes,
 )
-from bayesdtr.exceptions import DataError, FitError, RegimeError
+from bayesdtr.exceptions import DataError, FitError, PositivityWarning, RegimeError
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
     PropensityDraws,
@@ -268,7 +269,10 @@ class DTRPosterior:
         Returns
         -------
         xarray.DataArray
-            Dims (chain, draw).
+            Dims (chain, draw). For ``"ipw"``/``"aipw"``, ``attrs["weight_ess"]`` is the posterior
+            median of the Kish effective sample size of the weights (out of
+            ``attrs["n_units"]``); below 10% of the units a
+            :class:`~bayesdtr.PositivityWarning` is issued.
         """
         reg = as_regime(regime)
         if method not in ("q", "ipw", "aipw"):
@@ -280,12 +284,23 @@ class DTRPosterior:
                 vals = np.empty(self.n_samples)
                 for idx in self._bb_chunks():
                     vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
-            else:
+            attrs = {}
+            if method != "q":
+                from bayesdtr.diagnostics import weight_ess_message
                 from bayesdtr.values import weighted_value
 
-                vals = weighted_value(self, ind, method)
+                ess = np.empty(self.n_samples)
+                vals = weighted_value(self, ind, method, ess=ess)
+                attrs = {"weight_ess": float(np.median(ess)), "n_units": self.design.n}
+                msg = weight_ess_message(ess, self.design.n, method, reg.name)
+                if msg:
+                    warnings.warn(msg, PositivityWarning, stacklevel=2)
             self._values[key] = xr.DataArray(
-                self._reshape(vals), dims=("chain", "draw"), coords=self._coords(), name=f"value[{reg.name}]"
+                self._reshape(vals),
+                dims=("chain", "draw"),
+                coords=self._coords(),
+                name=f"value[{reg.name}]",
+                attrs=attrs,
             )
         return self._values[key]
 

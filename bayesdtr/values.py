@@ -34,8 +34,12 @@ if TYPE_CHECKING:
 __all__ = ["weighted_value"]
 
 
-def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarray:
-    """IPW or AIPW value draws (flat, one per posterior draw) of the regime of ``ind``."""
+def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.ndarray | None = None) -> np.ndarray:
+    """IPW or AIPW value draws (flat, one per posterior draw) of the regime of ``ind``.
+
+    If ``ess`` (one entry per draw) is given, it receives the Kish effective sample size
+    :math:`(\\sum_i w_i)^2 / \\sum_i w_i^2` of the weights :math:`w_i = \\omega_i C_{K,i} / \bar\\pi_{K,i}`.
+    """
     design = post.design
     for sd, pr in zip(design.stages, post.propensities, strict=True):
         if pr is None:
@@ -66,6 +70,10 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarra
             if k < ind.K - 1:
                 stage_idx = ind.fits[k].ancestor[stage_idx]  # type: ignore[union-attr,index]
         ratio_prev = ratio
+        if ess is not None:
+            w = omega * ratio_prev
+            sq = np.sum(w * w, axis=1)
+            ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
         if method == "ipw":
             num = np.sum(omega * ratio_prev * G[None, :], axis=1)
             den = np.sum(omega * ratio_prev, axis=1)

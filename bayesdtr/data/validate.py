@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 
-from bayesdtr.exceptions import DataError, SpecificationError
+from bayesdtr.exceptions import DataError, FitError, SpecificationError
 
 if TYPE_CHECKING:
     from bayesdtr.data.design import StageDesign
@@ -39,6 +39,7 @@ __all__ = [
     "MAX_ABS",
     "check_probability",
     "check_positive_int",
+    "check_draws_memory",
     "BASELINE",
     "check_frame",
     "normalize_strings",
@@ -512,3 +513,27 @@ def check_positive_int(
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise exc(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def check_draws_memory(n_coef: Sequence[int], n_prop: Sequence[int], chains: int, draws: int) -> None:
+    """Refuse ``chains * draws`` whose stored draws alone would not fit in this machine's memory.
+
+    ``n_coef`` and ``n_prop`` are the numbers of outcome and propensity parameters per stage;
+    each stage also keeps a residual SD, an ancestor index and sampler statistics per draw.
+    """
+    import os
+
+    total = int(chains) * int(draws)
+    per_draw = 8 * (sum(p + 4 for p in n_coef) + sum(n_prop))
+    need = total * per_draw
+    try:
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        avail = 2**40
+    if need > avail // 2 or total > 2**31 - 1:
+        raise FitError(
+            f"draws={draws} x chains={chains} = {total:,} posterior draws would need at least "
+            f"{need / 2**30:,.1f} GiB to store ({per_draw} bytes a draw), more than half of this "
+            f"machine's {avail / 2**30:,.1f} GiB. Use fewer draws: 1,000 to 10,000 in all are "
+            "plenty for summaries and rules."
+        )
