@@ -29,7 +29,6 @@ from bayesdtr.data.validate import (
     categorical_levels,
     check_finite_design,
     check_frame,
-    check_magnitude,
     check_rank,
     check_terms,
     check_time_order,
@@ -318,9 +317,10 @@ def _model_matrix(formula: str, df: pd.DataFrame, where: str) -> tuple[np.ndarra
             mm = formulaic.model_matrix(formula, df, na_action="raise")
             X = np.asarray(mm, dtype=float)
     except Exception as err:
+        names = re.findall(r"name '([^']+)' is not defined", _plain(err))
         raise SpecificationError(
             f"{where}: cannot build the design of {formula!r}: {_plain(err)}. Check the formula's "
-            "terms and the columns' types."
+            f"terms and the columns' types.{missing_column_hint(names, list(df.columns))}"
         ) from err
     check_terms(mm, formula, df, f"{where}")
     check_finite_design(X, df.index, f"{where}{formula!r}")
@@ -528,14 +528,16 @@ def build_design(
             "(e.g. map labels to numbers) before building the model."
         )
     _check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
-    y = ycol.to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a complex outcome is refused below, not cast
+        y = ycol.to_numpy(dtype=float)
     if not np.all(np.isfinite(y)):
         bad = df.index[~np.isfinite(y)]
         raise DataError(
             f"Outcome column {outcome!r} has infinite values in rows {rows_text(bad)}; it must be "
             "finite. Replace or remove these rows."
         )
-    check_magnitude(ycol, outcome, "outcome=")
+    check_used_columns(df, [outcome], np.arange(n), "outcome=")
     if family == "bernoulli" and not np.all(np.isin(y, (0.0, 1.0))):
         raise DataError(
             f"family='bernoulli' needs outcome {outcome!r} coded 0/1; saw values "
@@ -640,7 +642,7 @@ def build_design(
                     f"{where} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
                     "numeric. Convert it (e.g. map labels to numbers)."
                 )
-            check_magnitude(rcol.iloc[rows], st.reward, f"{where} reward=")
+            check_used_columns(df, [st.reward], rows, f"{where} reward=")
             reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
         sd = StageDesign(
             stage=st,
@@ -678,7 +680,7 @@ def build_design(
             "is a probability scale quantity. Use family='gaussian' or move the reward."
         )
     return DTRDesign(
-        data=df,
+        data=data,
         stages=designs,
         outcome=outcome,
         family=family,
@@ -687,7 +689,7 @@ def build_design(
         group_levels=group_levels,
         group_codes=group_codes,
         id=id,
-        data_hash=data_hash(df),
+        data_hash=data_hash(data),
         timeline=when,
     )
 
