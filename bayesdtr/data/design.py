@@ -611,7 +611,7 @@ def build_design(
         code_of = {a: i for i, a in enumerate(arms)}
         a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
         _check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
-        check_used_columns(df, sorted(used), rows, where)
+        check_used_columns(df, sorted(used), rows, where, covariates=True)
         sub = df.iloc[rows]
         cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
         if cats:  # unused levels would add all-zero dummy columns (rank deficiency)

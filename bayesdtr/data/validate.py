@@ -125,8 +125,15 @@ def normalize_strings(df: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- columns
 
 
-def check_used_columns(df: pd.DataFrame, cols: Sequence[str], rows: np.ndarray, where: str) -> None:
-    """Dtypes and values of the columns ``where`` reads, on the rows ``rows`` (after NaN checks)."""
+def check_used_columns(
+    df: pd.DataFrame, cols: Sequence[str], rows: np.ndarray, where: str, *, covariates: bool = False
+) -> None:
+    """Dtypes and values of the columns ``where`` reads, on the rows ``rows`` (after NaN checks).
+
+    With ``covariates=True`` (formula columns when fitting), an object column must hold labels
+    of one kind: strings mixed with numbers are refused, and so are numbers stored with dtype
+    object, which formulaic would silently encode as category levels.
+    """
     for c in cols:
         s = df[c].iloc[rows]
         dt = s.dtype
@@ -135,7 +142,7 @@ def check_used_columns(df: pd.DataFrame, cols: Sequence[str], rows: np.ndarray, 
             kind == "O" and s.map(lambda v: isinstance(v, complex | np.complexfloating)).any()
         ):
             raise DataError(
-                f"Column {c!r} (used by {where}) holds complex numbers; covariates must be real. "
+                f"Column {c!r} (used by {where}) holds complex numbers; values must be real. "
                 "Use the real part or the modulus explicitly (e.g. df[col].to_numpy().real)."
             )
         if kind in "mM" or isinstance(dt, pd.PeriodDtype | pd.IntervalDtype | pd.DatetimeTZDtype):
@@ -153,8 +160,35 @@ def check_used_columns(df: pd.DataFrame, cols: Sequence[str], rows: np.ndarray, 
                     f"{first!r:.40}) in rows {_rows_text(s.index[bad.to_numpy()])}; a covariate needs "
                     "one number or label per unit. Expand it into columns or map it to a label."
                 )
+            if covariates:
+                _check_object_labels(s, c, where)
         if pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt):
             check_magnitude(s, c, where)
+
+
+def _check_object_labels(s: pd.Series, col: str, where: str) -> None:
+    vals = s.dropna()
+    is_str = vals.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    if is_str.all():
+        return
+    numbers = vals.map(
+        lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
+    ).to_numpy(dtype=bool)
+    if is_str.any():
+        first = vals[~is_str].iloc[0]
+        raise DataError(
+            f"Column {col!r} (used by {where}) mixes strings with {type(first).__name__} values "
+            f"(e.g. {first!r:.30} in row {_label(vals.index[~is_str][0])!r}); a covariate is numeric "
+            "or categorical. Convert it: pd.to_numeric(df[col]) for a number (a stray string "
+            "such as 'n/a' becomes an error to fix), or df[col].astype(str) for labels."
+        )
+    if numbers.all():
+        raise DataError(
+            f"Column {col!r} (used by {where}) holds numbers with dtype object; formulaic would "
+            "read them as category labels, one level per distinct number. Convert it: "
+            "pd.to_numeric(df[col]) for a numeric covariate, or df[col].astype(str) (or C(col) "
+            "on a numeric column) for a categorical one."
+        )
 
 
 def check_magnitude(s: pd.Series, col: str, where: str) -> None:
@@ -515,7 +549,9 @@ def check_positive_int(
     return int(value)
 
 
-def check_draws_memory(n_coef: Sequence[int], n_prop: Sequence[int], chains: int, draws: int) -> None:
+def check_draws_memory(
+    n_coef: Sequence[int], n_prop: Sequence[int], chains: int, draws: int
+) -> None:
     """Refuse ``chains * draws`` whose stored draws alone would not fit in this machine's memory.
 
     ``n_coef`` and ``n_prop`` are the numbers of outcome and propensity parameters per stage;
