@@ -108,7 +108,7 @@ class DTRPosterior:
             raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
         where = f"data= for stage {sd.treatment!r}"
         check_frame(data)
-        check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]})
+        check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]}, self.design.data)
         Xm = materialize(sd.main_spec, data, f"{where} (main)")
         Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
         g = None

@@ -157,8 +157,8 @@ def check_used_columns(
                 first = s[bad.to_numpy()].iloc[0]
                 raise DataError(
                     f"Column {c!r} (used by {where}) holds containers ({type(first).__name__}, e.g. "
-                    f"{first!r:.40}) in rows {_rows_text(s.index[bad.to_numpy()])}; a covariate needs "
-                    "one number or label per unit. Expand it into columns or map it to a label."
+                    f"{first!r:.40}) in rows {_rows_text(s.index[bad.to_numpy()])}; each row needs "
+                    "one number or label. Expand it into columns or map it to a label."
                 )
             if covariates:
                 _check_object_labels(s, c, where)
@@ -175,10 +175,11 @@ def _check_object_labels(s: pd.Series, col: str, where: str) -> None:
         lambda v: isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
     ).to_numpy(dtype=bool)
     if is_str.any():
-        first = vals[~is_str].iloc[0]
+        first = vals[is_str].iloc[0]
+        other = vals[~is_str].iloc[0]
         raise DataError(
-            f"Column {col!r} (used by {where}) mixes strings with {type(first).__name__} values "
-            f"(e.g. {first!r:.30} in row {_label(vals.index[~is_str][0])!r}); a covariate is numeric "
+            f"Column {col!r} (used by {where}) mixes strings (e.g. {first!r:.30} in row "
+            f"{_label(vals.index[is_str][0])!r}) with {type(other).__name__} values; a covariate is numeric "
             "or categorical. Convert it: pd.to_numeric(df[col]) for a number (a stray string "
             "such as 'n/a' becomes an error to fix), or df[col].astype(str) for labels."
         )
@@ -454,6 +455,7 @@ def check_new_data(
     data: pd.DataFrame,
     where: str,
     earlier_arms: Mapping[str, Sequence[Any]],
+    fitted: pd.DataFrame | None = None,
 ) -> None:
     """Refuse new histories that the fitted stage cannot evaluate honestly.
 
@@ -477,6 +479,16 @@ def check_new_data(
                 "Q-values of these histories are undefined. Fill them or leave these rows out."
             )
     check_used_columns(data, cols, rows, where)
+    if fitted is not None:
+        for c in cols:
+            was, now = fitted[c].dtype, data[c].dtype
+            numeric_then = pd.api.types.is_numeric_dtype(was) and not pd.api.types.is_bool_dtype(was)
+            if numeric_then and c not in earlier_arms and not pd.api.types.is_numeric_dtype(now):
+                raise DataError(
+                    f"{where}: column {c!r} has dtype {now}, but it was numeric ({was}) when "
+                    "fitting, so the stage's coefficients read it as a number. Convert it, e.g. "
+                    f"data[{c!r}] = pd.to_numeric(data[{c!r}])."
+                )
     levels = dict(sd.levels)
     for c in cols:
         if c in earlier_arms and c not in levels:
