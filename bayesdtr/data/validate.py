@@ -445,7 +445,10 @@ def categorical_levels(specs: Sequence[Any], columns: Sequence[Any]) -> dict[str
 
 
 def _unseen(values: pd.Series, levels: Sequence[Any]) -> np.ndarray:
-    """Boolean mask of entries not among ``levels`` (types must match: "5" is not 5)."""
+    """Boolean mask of entries not among ``levels``; types must match ("5" is not 5, 5.0 is 5)."""
+    if all(isinstance(_label(v), str) for v in levels):
+        is_str = values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        return ~(is_str & values.isin(list(levels)).to_numpy(dtype=bool))
     known = {(type(_label(v)) is str, _label(v)) for v in levels}
     return np.array([(type(_label(v)) is str, _label(v)) not in known for v in values], dtype=bool)
 
@@ -482,7 +485,9 @@ def check_new_data(
     if fitted is not None:
         for c in cols:
             was, now = fitted[c].dtype, data[c].dtype
-            numeric_then = pd.api.types.is_numeric_dtype(was) and not pd.api.types.is_bool_dtype(was)
+            numeric_then = pd.api.types.is_numeric_dtype(was) and not pd.api.types.is_bool_dtype(
+                was
+            )
             if numeric_then and c not in earlier_arms and not pd.api.types.is_numeric_dtype(now):
                 raise DataError(
                     f"{where}: column {c!r} has dtype {now}, but it was numeric ({was}) when "
