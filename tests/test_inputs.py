@@ -590,3 +590,27 @@ def test_strict_raises_on_failed_diagnostics():
     with pytest.warns(bd.ConvergenceWarning, match=r"chains=1, so R-hat is undefined"):
         p = fit(model(df, st), draws=30, tune=30, chains=1)
     assert set(p.diagnostics()["model"]) == {"outcome", "propensity"}
+
+
+@pytest.mark.integration
+def test_group_labels_in_queries_match_fitting():
+    df = make_df(n=90)
+    df["clinic"] = np.repeat([1, 2, 5], 30)
+    st = [Stage("A1", main="x1", contrast="1 + x1"), Stage("A2", main="x1 + x2", contrast="1")]
+    p = fit(
+        bd.DTRModel(df, st, outcome="y", group="clinic"), draws=20, tune=50, chains=2, warn=False
+    )
+    new = make_df(n=6, seed=4).assign(clinic=[1, 2, 5, 5.0, 9, 9])
+    new.loc[3, ["x1", "x2"]] = new.loc[2, ["x1", "x2"]]  # same history, site 5 spelled 5 and 5.0
+    out = p.prob_optimal(1, new)  # 9 is a new clinic; 5.0 is clinic 5
+    assert list(out.index) == list(new.index)
+    q = p.q_values(1, new).values
+    np.testing.assert_allclose(q[:, :, 2], q[:, :, 3])
+    for bad, pattern in (
+        (np.nan, r"group column 'clinic' is missing in rows \[1\]"),
+        ("5", r"group label '5' in row 1 is a str, but the fitted levels of 'clinic' are numbers"),
+    ):
+        wrong = new.astype({"clinic": object})
+        wrong.at[1, "clinic"] = bad
+        with pytest.raises(DataError, match=pattern):
+            p.prob_optimal(1, wrong)
