@@ -138,6 +138,8 @@ class DTRModel:
                 + (" and random contrasts" if self.group_contrast else "")
             )
         engines = stage_engines(d, FitSettings(), self.stage_priors)
+        if d.timeline is not None:
+            lines.append(f"  timeline: {self.timeline} (formulas read only earlier covariates)")
         for sd, eng in zip(d.stages, engines, strict=True):
             st = sd.stage
             lines.append(f"  stage {sd.position}: {st.treatment!r}, arms {sd.arms} (reference {sd.arms[0]!r}), {sd.n_units} units")
@@ -245,6 +247,8 @@ class DTRModel:
             raise FitError(f"engine={engine!r} is not one of {list(ENGINES)}.")
         if sampler not in SAMPLERS:
             raise FitError(f"sampler={sampler!r} is not one of {list(SAMPLERS)}.")
+        if not isinstance(strict, bool | np.bool_):
+            raise FitError(f"strict= must be True or False; got {strict!r}.")
         check_draws_memory(
             [sd.n_coef + (len(self.design.group_levels) + 1) * sd.n_arms for sd in self.design.stages],
             [(sd.n_arms - 1) * (len(sd.prop_terms) + len(self.design.group_levels)) for sd in self.design.stages],

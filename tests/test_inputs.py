@@ -441,6 +441,9 @@ def test_timeline_accepts_a_causal_specification(bmi):
         timeline=TIMELINE,
     )
     assert m.design.timeline["month4BMI"] == 1 and m.design.timeline["A2"] == 2
+    assert "timeline: {'baseline'" in str(m)
+    with pytest.raises(FitError, match=r"strict= must be True or False; got 'yes'"):
+        m.fit(strict="yes")
 
 
 @pytest.mark.parametrize(
