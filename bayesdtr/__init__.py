@@ -19,8 +19,11 @@ from bayesdtr.data.datasets import list_datasets, load_data
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import (
     BayesDTRError,
+    BayesDTRWarning,
+    ConvergenceWarning,
     DataError,
     FitError,
+    PositivityWarning,
     PriorError,
     RegimeError,
     SpecificationError,
@@ -35,6 +38,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BayesDTRError",
+    "BayesDTRWarning",
+    "ConvergenceWarning",
+    "PositivityWarning",
     "DTRModel",
     "DTRPosterior",
     "DataError",

@@ -19,12 +19,26 @@ from bayesdtr.constants import HDI_PROB
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["summary_table", "diagnostics_table", "diagnostics_message", "RHAT_MAX", "ESS_MIN"]
+__all__ = [
+    "summary_table",
+    "diagnostics_table",
+    "diagnostics_message",
+    "positivity_messages",
+    "weight_ess_message",
+    "RHAT_MAX",
+    "ESS_MIN",
+    "PROPENSITY_MIN",
+    "WEIGHT_ESS_MIN",
+]
 
 #: R-hat above this is reported.
 RHAT_MAX = 1.01
 #: Bulk or tail ESS below this (per stage, all chains) is reported.
 ESS_MIN = 400
+#: Posterior-mean propensities below this (or above 1 minus this) for a feasible arm are reported.
+PROPENSITY_MIN = 0.02
+#: Kish effective sample size of IPW/AIPW weights below this fraction of the units is reported.
+WEIGHT_ESS_MIN = 0.10
 
 
 def _summary_dataset(post: DTRPosterior, k: int):
@@ -107,10 +121,62 @@ def diagnostics_message(post: DTRPosterior) -> str:
             problems.append(f"{label}: R-hat up to {r['max_r_hat']:.3f} (> {RHAT_MAX})")
         if np.isfinite(r["min_ess_bulk"]) and r["min_ess_bulk"] < ESS_MIN:
             problems.append(f"{label}: bulk ESS down to {r['min_ess_bulk']:.0f} (< {ESS_MIN})")
+    if post.chains == 1:
+        problems.append(
+            "chains=1, so R-hat is undefined (it compares chains) and convergence cannot be "
+            "checked; use chains >= 2"
+        )
     if not problems:
         return ""
     return (
         "Sampling diagnostics need attention: "
         + "; ".join(problems)
         + ". Increase tune/draws, or see post.diagnostics() and post.summary()."
+    )
+
+
+def positivity_messages(post: DTRPosterior, *, low: float = PROPENSITY_MIN, max_draws: int = 200) -> list[str]:
+    """One text per stage whose propensity posterior puts units near 0 or 1 for an arm.
+
+    Uses the posterior-mean propensity of each unit (over at most ``max_draws`` thinned
+    draws), renormalized over its feasible set; units with a single feasible arm are left out
+    (their propensity is 1 by design). Inverse-probability weights of such units are huge, so
+    IPW/AIPW values lean on few units and Q-values extrapolate there.
+    """
+    from bayesdtr.inference.backward import propensity_for
+
+    out = []
+    idx = np.unique(np.linspace(0, post.n_samples - 1, min(max_draws, post.n_samples)).astype(int))
+    for sd, pr in zip(post.design.stages, post.propensities, strict=True):
+        if pr is None:
+            continue
+        prop = np.asarray(propensity_for(pr, sd, post.design, idx)).mean(axis=1)  # (m, n_k)
+        choice = sd.feasible.sum(axis=1) >= 2
+        parts = []
+        for j, arm in enumerate(sd.arms):
+            ok = choice & sd.feasible[:, j]
+            n_low = int(np.sum(ok & (prop[j] < low)))
+            if n_low:
+                parts.append(f"P(arm {arm!r}) < {low:g} for {n_low} unit(s)")
+        if parts:
+            out.append(
+                f"Stage {sd.treatment!r}: the propensity posterior puts units near 0 or 1 for an arm ("
+                + "; ".join(parts)
+                + f", of {sd.n_units} units). Positivity is doubtful there: IPW/AIPW weights "
+                "explode and Q-values extrapolate. Check the overlap (e.g. restrict applies= or "
+                "feasible= to units that could get each arm), or simplify propensity=."
+            )
+    return out
+
+
+def weight_ess_message(ess: np.ndarray, n: int, method: str, regime: str) -> str:
+    """A warning text when the median Kish ESS of IPW/AIPW weights is below 10% of the units."""
+    med = float(np.median(ess))
+    if med >= WEIGHT_ESS_MIN * n:
+        return ""
+    return (
+        f"method={method!r} for regime {regime!r}: the inverse-probability weights have a Kish "
+        f"effective sample size of {med:.1f} (posterior median) out of {n} units, below "
+        f"{WEIGHT_ESS_MIN:.0%}: the value rests on few units and its interval is unreliable. "
+        "Compare with method='q', or check overlap (post.diagnostics(), PositivityWarning)."
     )

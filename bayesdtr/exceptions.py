@@ -14,6 +14,9 @@ __all__ = [
     "PriorError",
     "RegimeError",
     "FitError",
+    "BayesDTRWarning",
+    "PositivityWarning",
+    "ConvergenceWarning",
 ]
 
 
@@ -39,3 +42,15 @@ class RegimeError(BayesDTRError):
 
 class FitError(BayesDTRError):
     """An argument of ``fit`` or of a posterior method is invalid."""
+
+
+class BayesDTRWarning(UserWarning):
+    """Base class of every bayesdtr warning: the result exists but needs a look."""
+
+
+class PositivityWarning(BayesDTRWarning):
+    """Propensities near 0 or 1, or inverse-probability weights with a small effective sample size."""
+
+
+class ConvergenceWarning(BayesDTRWarning):
+    """Sampling diagnostics (divergences, R-hat, ESS) need attention; see ``post.diagnostics()``."""

@@ -13,7 +13,9 @@ import pandas as pd
 from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
 from bayesdtr.data.design import build_design
 from bayesdtr.data.spec import KnownPropensity, Stage
-from bayesdtr.exceptions import FitError, SpecificationError
+from bayesdtr.data.validate import check_draws_memory
+from bayesdtr.diagnostics import positivity_messages
+from bayesdtr.exceptions import ConvergenceWarning, FitError, PositivityWarning, SpecificationError
 from bayesdtr.inference.backward import FitSettings, Induction, stage_engines
 from bayesdtr.inference.propensity_fit import fit_propensities
 from bayesdtr.models.priors import OUTCOME_PRIORS, PROPENSITY_PRIORS, resolve_priors
@@ -57,6 +59,17 @@ class DTRModel:
         Unit id column; duplicates are an error.
     priors : dict or None
         Prior overrides by name (see :mod:`bayesdtr.models.priors`).
+    timeline : dict or None
+        When each covariate is measured: ``{"baseline": [...], <treatment>: [...], ...}``. Under
+        ``"baseline"`` go the covariates known before the first decision; under a treatment
+        go those measured after that decision and before the next one (intermediate outcomes,
+        and after the last treatment the ingredients of the final outcome). Treatments, the
+        outcome and rewards are placed by ``stages=`` and ``outcome=``. With a timeline, a
+        stage's main, contrast and propensity formulas may read only baseline covariates,
+        earlier treatments and covariates listed under earlier treatments; a formula that
+        reads a later covariate, or one the timeline does not list, is an error. None (the
+        default) checks only that formulas do not read the outcome, this or a later
+        treatment, or a later reward.
 
     Examples
     --------
@@ -71,6 +84,17 @@ class DTRModel:
     >>> post = model.fit(draws=200, chains=2, random_seed=1, progressbar=False)
     >>> post.prob_optimal(stage=2).shape
     (210, 2)
+
+    Declaring when each covariate is measured catches a formula that looks ahead:
+
+    >>> timeline = {"baseline": ["race", "parentBMI", "baselineBMI"],
+    ...             "A1": ["month4BMI"], "A2": ["month12BMI"]}
+    >>> bd.DTRModel(df, [
+    ...     bd.Stage("A1", main="baselineBMI + month4BMI"),
+    ...     bd.Stage("A2", main="month4BMI")], outcome="y", timeline=timeline)
+    Traceback (most recent call last):
+    ...
+    bayesdtr.exceptions.SpecificationError: Stage 'A1' main='baselineBMI + month4BMI' uses ['month4BMI'], measured after decision(s) {'month4BMI': 'A1'} (timeline=), so not known before decision 'A1'. Use only covariates under 'baseline'.
     """
 
     def __init__(
@@ -84,10 +108,14 @@ class DTRModel:
         group_contrast: bool = False,
         id: str | None = None,
         priors: Mapping[str, Any] | None = None,
+        timeline: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if group_contrast and group is None:
             raise SpecificationError("group_contrast=True needs group= (the cluster column).")
-        self.design = build_design(data, stages, outcome=outcome, family=family, group=group, id=id)
+        self.design = build_design(
+            data, stages, outcome=outcome, family=family, group=group, id=id, timeline=timeline
+        )
+        self.timeline = None if timeline is None else {k: list(v) for k, v in timeline.items()}
         self.stages = list(stages)
         self.outcome = outcome
         self.family = family
@@ -110,6 +138,8 @@ class DTRModel:
                 + (" and random contrasts" if self.group_contrast else "")
             )
         engines = stage_engines(d, FitSettings(), self.stage_priors)
+        if d.timeline is not None:
+            lines.append(f"  timeline: {self.timeline} (formulas read only earlier covariates)")
         for sd, eng in zip(d.stages, engines, strict=True):
             st = sd.stage
             lines.append(f"  stage {sd.position}: {st.treatment!r}, arms {sd.arms} (reference {sd.arms[0]!r}), {sd.n_units} units")
@@ -152,6 +182,7 @@ class DTRModel:
         robust: bool = False,
         progressbar: bool = True,
         warn: bool = True,
+        strict: bool = False,
     ):
         """Fit every stage by backward induction and return a :class:`~bayesdtr.DTRPosterior`.
 
@@ -182,11 +213,24 @@ class DTRModel:
         progressbar : bool
             Show sampler progress.
         warn : bool
-            Warn about divergences, R-hat > 1.01 and low ESS after fitting.
+            Warn (:class:`~bayesdtr.ConvergenceWarning`) about divergences, R-hat > 1.01 and
+            bulk ESS < 400 of sampled stages after fitting, and
+            (:class:`~bayesdtr.PositivityWarning`) about propensities below 0.02 or above 0.98.
+            With ``chains=1`` R-hat is undefined (it compares chains), which is said too.
+        strict : bool, default False
+            Raise :class:`~bayesdtr.FitError` instead of warning when the sampling diagnostics
+            fail (divergences, R-hat > 1.01, bulk ESS < 400, or R-hat undefined with one
+            chain). Closed-form stages draw exactly and always pass.
 
         Returns
         -------
         DTRPosterior
+
+        Raises
+        ------
+        FitError
+            On invalid arguments, on ``draws * chains`` too large to store in memory, and with
+            ``strict=True`` on failed diagnostics.
         """
         from bayesdtr.posterior import DTRPosterior
 
@@ -203,6 +247,14 @@ class DTRModel:
             raise FitError(f"engine={engine!r} is not one of {list(ENGINES)}.")
         if sampler not in SAMPLERS:
             raise FitError(f"sampler={sampler!r} is not one of {list(SAMPLERS)}.")
+        if not isinstance(strict, bool | np.bool_):
+            raise FitError(f"strict= must be True or False; got {strict!r}.")
+        check_draws_memory(
+            [sd.n_coef + (len(self.design.group_levels) + 1) * sd.n_arms for sd in self.design.stages],
+            [(sd.n_arms - 1) * (len(sd.prop_terms) + len(self.design.group_levels)) for sd in self.design.stages],
+            int(chains),
+            int(draws),
+        )
         if random_seed is None:
             random_seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31))
         elif isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer) or random_seed < 0:
@@ -246,8 +298,12 @@ class DTRModel:
             seed=s_post,
             fit_seconds=time.perf_counter() - t0,
         )
+        msg = post.diagnostics_message()
+        if strict and msg:
+            raise FitError(f"fit(strict=True): {msg}")
         if warn:
-            msg = post.diagnostics_message()
             if msg:
-                warnings.warn(msg, UserWarning, stacklevel=2)
+                warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+            for text in positivity_messages(post):
+                warnings.warn(text, PositivityWarning, stacklevel=2)
         return post

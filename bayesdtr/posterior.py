@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from typing import Literal
 
@@ -10,8 +11,17 @@ import pandas as pd
 import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
+from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit
 from bayesdtr.data.design import StageDesign, materialize
-from bayesdtr.exceptions import DataError, FitError, RegimeError
+from bayesdtr.data.validate import (
+    check_frame,
+    check_new_data,
+    check_positive_int,
+    check_probability,
+    new_group_codes,
+)
+from bayesdtr.diagnostics import weight_ess_message
+from bayesdtr.exceptions import DataError, FitError, PositivityWarning, RegimeError
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
     PropensityDraws,
@@ -23,7 +33,6 @@ from bayesdtr.inference.draws import (
     q_response,
     select_arm,
 )
-from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit
 from bayesdtr.regimes import Regime, as_regime
 from bayesdtr.values import weighted_value
 
@@ -103,6 +112,8 @@ class DTRPosterior:
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
         where = f"data= for stage {sd.treatment!r}"
+        check_frame(data)
+        check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]}, self.design.data)
         Xm = materialize(sd.main_spec, data, f"{where} (main)")
         Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
         g = None
@@ -112,9 +123,11 @@ class DTRPosterior:
                     f"{where} needs the group column {self.design.group!r}; use a level of it, or a "
                     "new label to predict for a new group."
                 )
-            lookup = {lev: i for i, lev in enumerate(self.design.group_levels)}
             # unseen labels get a stable negative code, -1 - crc32(label): one effect per label
-            g = np.array([lookup.get(v, -1 - zlib.crc32(str(v).encode())) for v in data[self.design.group]], dtype=np.int64)
+            g = new_group_codes(
+                data[self.design.group], self.design.group_levels, self.design.group, where,
+                lambda v: zlib.crc32(str(v).encode()),
+            )
         feas = np.ones((len(data), sd.n_arms), dtype=bool)
         if sd.stage.feasible is not None:
             from bayesdtr.data.design import _feasible_matrix
@@ -292,7 +305,10 @@ class DTRPosterior:
         Returns
         -------
         xarray.DataArray
-            Dims (chain, draw); ``attrs["estimand"]`` says what it covers.
+            Dims (chain, draw); ``attrs["estimand"]`` says what it covers. For ``"ipw"``/``"aipw"``
+            without cross-fitting, ``attrs["weight_ess"]`` is the posterior median of the Kish
+            effective sample size of the weights (out of ``attrs["n_units"]``); below 10% of the
+            units a :class:`~bayesdtr.PositivityWarning` is issued.
 
         Examples
         --------
@@ -311,9 +327,10 @@ class DTRPosterior:
         folds = self._folds(reg, crossfit)
         key = (_regime_key(reg), method, folds)
         if key not in self._values:
+            attrs: dict = {"method": method, "crossfit": folds}
             if folds:
                 vals = self._crossfit(folds).value(reg, method, reg.learned or "map")
-                estimand = (
+                attrs["estimand"] = (
                     f"V(d_hat): value of the rule learned from the data ({folds}-fold "
                     "cross-fitted); V(d*) where the optimal rule is not unique or well separated"
                 )
@@ -324,8 +341,13 @@ class DTRPosterior:
                     for idx in self._bb_chunks():
                         vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
                 else:
-                    vals = weighted_value(self, ind, method)
-                estimand = (
+                    ess = np.empty(self.n_samples)
+                    vals = weighted_value(self, ind, method, ess=ess)
+                    attrs |= {"weight_ess": float(np.median(ess)), "n_units": self.design.n}
+                    msg = weight_ess_message(ess, self.design.n, method, reg.name)
+                    if msg:
+                        warnings.warn(msg, PositivityWarning, stacklevel=2)
+                attrs["estimand"] = (
                     "plug-in posterior on all the data (optimistic for a rule learned from them)"
                     if reg.learned_from_data
                     else f"V(d) of the fixed regime {reg.name!r}"
@@ -335,7 +357,7 @@ class DTRPosterior:
                 dims=("chain", "draw"),
                 coords=self._coords(),
                 name=f"value[{reg.name}]",
-                attrs={"estimand": estimand, "method": method, "crossfit": folds},
+                attrs=attrs,
             )
         return self._values[key]
 
@@ -389,7 +411,9 @@ class DTRPosterior:
         -------
         pandas.DataFrame
             One row per regime (in the given order): posterior ``mean``, ``sd``, the HDI,
-            ``p_best`` (P(regime has the highest value)), ``expected_regret``
+            ``p_best`` (P(regime has the highest value); a draw in which several regimes tie
+            for the highest value counts 1/t for each of the t tied regimes, so identical
+            regimes share it evenly), ``expected_regret``
             (E[max_r V(r) - V(regime)], against the per-draw best), and ``p_better_than_first``
             (P(V(regime) > V(first regime))). See :meth:`differences` for the joint draws.
 
@@ -414,10 +438,12 @@ class DTRPosterior:
         """
         import arviz as az
 
+        check_probability(hdi_prob, "hdi_prob=", FitError)
         v = self._values_of(regimes, method)
         flat = v.values.reshape(len(regimes), -1)
         best = flat.max(axis=0)
-        winner = flat.argmax(axis=0)
+        tied = flat == best[None, :]
+        share = tied / tied.sum(axis=0, keepdims=True)  # a tie splits the draw evenly
         lab = f"hdi{round(hdi_prob * 100)}"
         rows = []
         for i, name in enumerate(regimes):
@@ -429,7 +455,7 @@ class DTRPosterior:
                     "sd": flat[i].std(ddof=1),
                     f"{lab}_lb": float(lo),
                     f"{lab}_ub": float(hi),
-                    "p_best": float(np.mean(winner == i)),
+                    "p_best": float(np.mean(share[i])),
                     "expected_regret": float(np.mean(best - flat[i])),
                     "p_better_than_first": float(np.mean(flat[i] > flat[0])) if i else np.nan,
                 }
@@ -504,6 +530,7 @@ class DTRPosterior:
         """
         if kind not in ("map", "mean"):
             raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
+        check_positive_int(max_draws, "max_draws=", FitError)
         idx = np.unique(np.linspace(0, self.n_samples - 1, min(max_draws, self.n_samples)).astype(int))
         rules = {}
         for k, sd in enumerate(self.design.stages):
@@ -522,6 +549,7 @@ class DTRPosterior:
         """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
         from bayesdtr.diagnostics import summary_table
 
+        check_probability(hdi_prob, "hdi_prob=", FitError)
         return summary_table(self, hdi_prob=hdi_prob)
 
     def diagnostics(self) -> pd.DataFrame:

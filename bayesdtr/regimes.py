@@ -74,6 +74,11 @@ class Regime:
                         f"the string 'optimal'; got {rule!r}. For a fixed arm use "
                         "Regime.static(...)."
                     )
+        if name is not None and not isinstance(name, str):
+            raise RegimeError(
+                f"Regime name= must be a string (the label used in tables) or None; got "
+                f"{type(name).__name__} {name!r:.40}. Pass e.g. name='treat if x1 > 0'."
+            )
         self.name = name or self._default_name()
         #: How an estimated rule was learned from a posterior ("map" or "mean"; None for a rule
         #: given by the user). Cross-fitting re-learns such a rule on each fold the same way.
@@ -89,12 +94,20 @@ class Regime:
     def static(cls, *, name: str | None = None, **arms: Any) -> Regime:
         """Give every unit the same arm at each named stage.
 
+        ``name`` (a string) labels the regime in tables; the default lists the arms.
+
         Examples
         --------
         >>> import bayesdtr as bd
         >>> bd.Regime.static(A1="MR", A2="CD").name
         'static(A1=MR, A2=CD)'
         """
+        if name is not None and not isinstance(name, str):
+            raise RegimeError(
+                f"Regime.static(name=...) must be a string or None; got {type(name).__name__} "
+                f"{name!r:.40}. (To give a stage called 'name' an arm, use "
+                "Regime.dynamic({'name': lambda df: ...}).)"
+            )
         if not arms:
             raise RegimeError(
                 "Regime.static() needs at least one stage=arm pair, e.g. Regime.static(A1=1, A2=0)."
@@ -131,7 +144,29 @@ class Regime:
         below: Any,
         name: str | None = None,
     ) -> Regime:
-        """Give ``above`` where ``df[column] > cutoff`` and ``below`` elsewhere, at one stage."""
+        """Give ``above`` where ``df[column] > cutoff`` and ``below`` elsewhere, at one stage.
+
+        ``cutoff`` must be a finite real number; a history whose ``column`` is missing is an
+        error when the rule is applied, not a silent ``below``.
+        """
+        if (
+            isinstance(cutoff, bool)
+            or not isinstance(cutoff, int | float | np.integer | np.floating)
+            or not np.isfinite(cutoff)
+        ):
+            raise RegimeError(
+                f"Regime.threshold(cutoff=...) must be a finite real number; got "
+                f"{type(cutoff).__name__} {cutoff!r:.40}. For a categorical column use "
+                "Regime.dynamic({stage: lambda df: ...})."
+            )
+        for arg, val in (("stage", stage), ("column", column)):
+            if not isinstance(val, str):
+                raise RegimeError(f"Regime.threshold({arg}=...) must be a column name (str); got {val!r:.40}.")
+        if (above is None or np.ndim(above) != 0) or (below is None or np.ndim(below) != 0):
+            raise RegimeError(
+                f"Regime.threshold(above=..., below=...) need one arm label each; got {above!r:.40} "
+                f"and {below!r:.40}."
+            )
 
         def rule(df: pd.DataFrame) -> np.ndarray:
             if column not in df.columns:
@@ -139,7 +174,19 @@ class Regime:
                     f"Threshold rule for stage {stage!r} uses column {column!r}, which is not in "
                     f"the data; available columns: {list(df.columns)}."
                 )
-            return np.where(df[column].to_numpy() > cutoff, above, below)
+            x = df[column]
+            if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+                raise RegimeError(
+                    f"Threshold rule for stage {stage!r} compares column {column!r} (dtype "
+                    f"{x.dtype}) with cutoff {cutoff!r}; the column must be numeric."
+                )
+            na = x.isna().to_numpy()
+            if na.any():
+                raise RegimeError(
+                    f"Threshold rule for stage {stage!r}: column {column!r} is missing in rows "
+                    f"{list(x.index[na])[:8]}; the rule cannot decide for them. Fill them first."
+                )
+            return np.where(x.to_numpy(dtype=float) > cutoff, above, below)
 
         return cls(
             {stage: rule},
@@ -228,7 +275,14 @@ class Regime:
                 f"{type(err).__name__}: {err}. It receives the histories as a DataFrame with the "
                 f"data's columns ({list(data.columns)[:12]}) and must return one arm label per row."
             ) from err
-        arr = np.asarray(out.to_numpy() if isinstance(out, pd.Series) else out)
+        if isinstance(out, pd.DataFrame):
+            raise RegimeError(
+                f"Rule for stage {treatment!r} of regime {self.name!r} returned a DataFrame; it "
+                "must return one arm label per row (a Series, an array or a scalar)."
+            )
+        if isinstance(out, pd.Series):
+            out = _align(out, data, treatment, self.name)
+        arr = np.asarray(out)
         if arr.ndim == 0:
             arr = np.repeat(arr, len(data))
         if arr.shape != (len(data),):
@@ -261,6 +315,24 @@ class Regime:
 
     def __repr__(self) -> str:
         return f"Regime({self.name!r})"
+
+
+def _align(out: pd.Series, data: pd.DataFrame, treatment: str, name: str) -> np.ndarray:
+    """A rule's Series, matched to the rows of ``data`` by index label (not by position)."""
+    if out.index.equals(data.index):
+        return out.to_numpy()
+    if out.index.is_unique and data.index.is_unique and len(out) == len(data):
+        pos = out.index.get_indexer(data.index)
+        if (pos >= 0).all():
+            return out.to_numpy()[pos]
+    extra = [i for i in out.index if i not in data.index][:5]
+    lacking = [i for i in data.index if i not in out.index][:5]
+    raise RegimeError(
+        f"Rule for stage {treatment!r} of regime {name!r} returned a Series whose index does not "
+        f"match the histories' index (labels not in the data: {extra}; rows without a label: "
+        f"{lacking}). Series are matched by index label: build it from the DataFrame the rule "
+        "receives (e.g. (df.x1 > 0).astype(int)), or return .to_numpy() in row order."
+    )
 
 
 def _constant_rule(arm: Any) -> Callable[[pd.DataFrame], np.ndarray]:

@@ -34,15 +34,23 @@ if TYPE_CHECKING:
 __all__ = ["check_propensities", "unit_terms", "weighted_value"]
 
 
-def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarray:
-    """IPW or AIPW value draws (flat, one per posterior draw) of the regime of ``ind``."""
+def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.ndarray | None = None) -> np.ndarray:
+    r"""IPW or AIPW value draws (flat, one per posterior draw) of the regime of ``ind``.
+
+    If ``ess`` (one entry per draw) is given, it receives the Kish effective sample size
+    :math:`(\sum_i w_i)^2 / \sum_i w_i^2` of the weights :math:`w_i = \omega_i C_{K,i} / \bar\pi_{K,i}`.
+    """
     check_propensities(post.design, post.propensities, method)
     out = np.empty(post.n_samples)
     for idx in post._bb_chunks():
         omega = post._bb_weights(idx)
-        num, den = unit_terms(ind, post.propensities, idx, method)
+        num, ratio = unit_terms(ind, post.propensities, idx, method)
+        if ess is not None:
+            w = omega * ratio
+            sq = np.sum(w * w, axis=1)
+            ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
         if method == "ipw":
-            d = np.sum(omega * den, axis=1)
+            d = np.sum(omega * ratio, axis=1)
             if np.any(d == 0):
                 raise FitError(
                     "IPW value is undefined: no unit followed the regime in some posterior draws. "
@@ -66,12 +74,13 @@ def check_propensities(design, propensities: list[PropensityDraws | None], metho
 
 def unit_terms(
     ind: Induction, propensities: list[PropensityDraws | None], idx: np.ndarray, method: str
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-unit terms of the IPW/AIPW estimators for draws ``idx``: (len(idx), n) arrays.
 
-    AIPW: ``num`` holds each unit's augmented inverse-probability-weighted return (the value is
-    their weighted mean) and ``den`` is None. IPW: ``num`` holds :math:`C_K G / \bar\pi_K` and
-    ``den`` :math:`C_K / \bar\pi_K` (Hajek: the value is a ratio of weighted sums). The Q-models
+    Returns ``num`` and ``ratio`` :math:`C_K / \bar\pi_K`. AIPW: ``num`` holds each unit's
+    augmented inverse-probability-weighted return (the value is their weighted mean). IPW:
+    ``num`` holds :math:`C_K G / \bar\pi_K` (Hajek: the value is the ratio of the weighted sums
+    of ``num`` and ``ratio``). The Q-models
     are ``ind``'s fits and the units ``ind.design``'s, which may be a held-out fold.
     """
     design = ind.design
@@ -95,5 +104,5 @@ def unit_terms(
         if k < ind.K - 1:
             stage_idx = ind.fits[k].ancestor[stage_idx]  # type: ignore[union-attr,index]
     if aug is not None:
-        return ratio * G[None, :] + aug, None
+        return ratio * G[None, :] + aug, ratio
     return ratio * G[None, :], ratio

@@ -10,20 +10,34 @@ dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
-import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import formulaic
 import numpy as np
 import pandas as pd
+from formulaic.errors import DataMismatchWarning
 from formulaic.transforms import TRANSFORMS
 from formulaic.utils.variables import get_required_variables
 
 from bayesdtr.data.spec import KnownPropensity, Stage
+from bayesdtr.data.validate import (
+    categorical_levels,
+    check_finite_design,
+    check_frame,
+    check_rank,
+    check_terms,
+    check_time_order,
+    check_timeline,
+    check_used_columns,
+    missing_column_hint,
+    normalize_strings,
+)
 from bayesdtr.exceptions import DataError, SpecificationError
 
 __all__ = ["StageDesign", "DTRDesign", "build_design", "materialize", "rows_text"]
@@ -84,6 +98,8 @@ class StageDesign:
     prop_terms: list[str] = field(default_factory=list)
     prop_spec: Any = None
     known_propensity: np.ndarray | None = None
+    columns: list[str] = field(default_factory=list)  # data columns read by main= and contrast=
+    levels: dict[str, list[Any]] = field(default_factory=dict)  # categorical levels seen, by column
 
     @property
     def treatment(self) -> str:
@@ -169,6 +185,7 @@ class DTRDesign:
     group_codes: np.ndarray | None
     id: str | None
     data_hash: str
+    timeline: dict[str, int] | None = None  # column -> 0 (baseline) or k (after decision k)
 
     @property
     def n(self) -> int:
@@ -240,7 +257,7 @@ def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
     if missing:
         raise DataError(
             f"{where} uses column(s) {missing} that are not in the data. Available columns: "
-            f"{list(df.columns)}. Fix the name or add the column."
+            f"{list(df.columns)}. Fix the name or add the column.{missing_column_hint(missing, list(df.columns))}"
         )
 
 
@@ -252,23 +269,35 @@ def _plain(err: Exception) -> str:
 def _formula_vars(formula: str, where: str, known: set[str]) -> set[str]:
     """Data columns a right-hand-side formula reads.
 
-    formulaic's ``required_variables`` omits the arguments of stateful transforms
-    (``center(x)``, ``scale(x)``, ``poly(x, 2)``, ``bs(x)``), so the Python factors are also
-    parsed without the transform context; a name found that way is kept unless it belongs to
-    formulaic's transform namespace (``contr.treatment``, ``np``) and is not in ``known``.
+    Each factor is read on its own: a looked-up name (``x1``, or a quoted `` `parent.BMI` ``) is
+    one column; a Python factor (``center(x)``, ``np.log(x)``, ``Q("parent.BMI")``) reads the
+    names found in its expression, less formulaic's transform namespace (``C``, ``contr``,
+    ``np``) unless such a name is also a column. formulaic's own ``required_variables`` splits
+    dotted names and omits the arguments of stateful transforms, so it is not used.
     """
     try:
         parsed = formulaic.Formula(formula)
-        out = {str(v) for v in parsed.required_variables if v.Role.VALUE in v.roles}
     except Exception as err:  # formulaic raises many types
         raise SpecificationError(
             f"{where}: cannot parse formula {formula!r}: {_plain(err)}. Give a right-hand-side formula "
-            "such as '1 + x1 + C(site)'."
+            "such as '1 + x1 + C(site)'; quote column names with dots or spaces in backticks (`parent.BMI`)."
         ) from err
+    if not isinstance(parsed, formulaic.formula.SimpleFormula):
+        raise SpecificationError(
+            f"{where}: formula {formula!r} has several parts (formulaic reads '|' as a separator "
+            "of formula parts, e.g. for random effects), which bayesdtr does not use. Give one "
+            "right-hand side such as '1 + x1'; for random intercepts by cluster use group=."
+        )
+    out: set[str] = set()
     for term in parsed:
         for factor in term.factors:
-            if str(factor.eval_method.value) != "python":
+            method = str(factor.eval_method.value)
+            if method == "lookup":
+                out.add(str(factor.expr))
                 continue
+            if method != "python":
+                continue
+            out |= {m[1] for m in re.findall(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", str(factor.expr))}
             try:
                 found = get_required_variables(factor.expr, {})
             except Exception:  # unparsable here; formulaic reports it when building the design
@@ -298,23 +327,42 @@ def _check_no_nan(
 
 
 def materialize(spec: Any, df: pd.DataFrame, where: str) -> np.ndarray:
-    """Evaluate a formulaic model spec on ``df`` (no rows dropped) as a float array."""
-    try:
-        mm = spec.get_model_matrix(df, na_action="raise")
-    except Exception as err:
-        raise DataError(f"{where}: cannot evaluate the formula on these data: {_plain(err)}") from err
-    return np.asarray(mm, dtype=float)
+    """Evaluate a fitted formulaic model spec on ``df`` (no rows dropped) as a finite float array.
+
+    A category level unseen when fitting is an error (formulaic would encode it as the
+    reference level with a warning), and so is a non-finite design entry.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataMismatchWarning)
+        try:
+            mm = spec.get_model_matrix(normalize_strings(df), na_action="raise")
+        except DataMismatchWarning as w:
+            raise DataError(
+                f"{where}: {_plain(w)} Recode these labels to levels seen when fitting (types must "
+                "match), or leave these rows out."
+            ) from None
+        except Exception as err:
+            raise DataError(f"{where}: cannot evaluate the formula on these data: {_plain(err)}") from err
+    X = np.asarray(mm, dtype=float)
+    check_finite_design(X, df.index, where)
+    return X
 
 
 def _model_matrix(formula: str, df: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str], Any]:
     try:
-        mm = formulaic.model_matrix(formula, df, na_action="raise")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # reported below, by row
+            mm = formulaic.model_matrix(formula, df, na_action="raise")
+            X = np.asarray(mm, dtype=float)
     except Exception as err:
+        names = re.findall(r"name '([^']+)' is not defined", _plain(err))
         raise SpecificationError(
             f"{where}: cannot build the design of {formula!r}: {_plain(err)}. Check the formula's "
-            "terms and the columns' types."
+            f"terms and the columns' types.{missing_column_hint(names, list(df.columns))}"
         ) from err
-    return np.asarray(mm, dtype=float), [str(c) for c in mm.columns], mm.model_spec
+    check_terms(mm, formula, df, f"{where}")
+    check_finite_design(X, df.index, f"{where}{formula!r}")
+    return X, [str(c) for c in mm.columns], mm.model_spec
 
 
 def _arm_levels(values: pd.Series, column: str) -> list[Any]:
@@ -428,7 +476,12 @@ def data_hash(df: pd.DataFrame) -> str:
     """SHA-256 of the data frame's values and column names (for provenance in attrs)."""
     h = hashlib.sha256()
     h.update(",".join(map(str, df.columns)).encode())
-    h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    h.update(pd.util.hash_pandas_object(df.index).to_numpy().tobytes())
+    for c in df.columns:
+        try:
+            h.update(pd.util.hash_pandas_object(df[c], index=False).to_numpy().tobytes())
+        except TypeError:  # unhashable entries (lists, dicts) in a column no stage uses
+            h.update(repr(df[c].tolist()).encode())
     return h.hexdigest()
 
 
@@ -443,8 +496,12 @@ def build_design(
     family: str = "gaussian",
     group: str | None = None,
     id: str | None = None,
+    timeline: Mapping[str, Sequence[str]] | None = None,
 ) -> DTRDesign:
     """Validate a DTR specification and build every stage's design.
+
+    ``timeline`` (see :class:`~bayesdtr.DTRModel`) declares when each covariate is measured;
+    with it, a stage's formulas may read only covariates measured before its decision.
 
     Raises
     ------
@@ -455,6 +512,7 @@ def build_design(
         raise DataError(f"data must be a pandas DataFrame (one row per unit); got {type(data).__name__}.")
     if len(data) == 0:
         raise DataError("data has no rows; bayesdtr needs one row per unit.")
+    check_frame(data)
     if isinstance(stages, Stage | str) or not isinstance(stages, Sequence) or not stages:
         raise SpecificationError(
             "stages must be a non-empty list of bd.Stage objects in time order, e.g. "
@@ -479,7 +537,8 @@ def build_design(
         raise SpecificationError(f"outcome= must be a column name; got {outcome!r}.")
     _check_columns(data, [outcome], "outcome=")
     _check_roles(stages, outcome, group, id)
-    df = data
+    when = check_timeline(timeline, stages, data, outcome)
+    df = normalize_strings(data)
     n = len(df)
 
     # ---- id
@@ -507,13 +566,16 @@ def build_design(
             "(e.g. map labels to numbers) before building the model."
         )
     _check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
-    y = ycol.to_numpy(dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a complex outcome is refused below, not cast
+        y = ycol.to_numpy(dtype=float)
     if not np.all(np.isfinite(y)):
         bad = df.index[~np.isfinite(y)]
         raise DataError(
             f"Outcome column {outcome!r} has infinite values in rows {rows_text(bad)}; it must be "
             "finite. Replace or remove these rows."
         )
+    check_used_columns(df, [outcome], np.arange(n), "outcome=")
     if family == "bernoulli" and not np.all(np.isin(y, (0.0, 1.0))):
         raise DataError(
             f"family='bernoulli' needs outcome {outcome!r} coded 0/1; saw values "
@@ -526,6 +588,7 @@ def build_design(
     if group is not None:
         _check_columns(df, [group], "group=")
         _check_no_nan(df, [group], np.arange(n), "group=", "give these units a group label (or their own level).")
+        check_used_columns(df, [group], np.arange(n), "group=")
         cat = pd.Categorical(df[group])
         group_levels = list(cat.categories)
         group_codes = np.asarray(cat.codes, dtype=np.int64)
@@ -548,6 +611,7 @@ def build_design(
         if isinstance(st.propensity, str):
             formulas["propensity"] = st.propensity
         used: set[str] = set()
+        q_cols: set[str] = set()
         for arg, f in formulas.items():
             vars_ = _formula_vars(f, f"{where} {arg}=", set(map(str, df.columns)) | future)
             bad = sorted(vars_ & future)
@@ -559,7 +623,10 @@ def build_design(
                     f"{treatments[: k - 1]} and earlier intermediate outcomes."
                 )
             _check_columns(df, sorted(vars_), f"{where} {arg}=")
+            check_time_order(vars_, k, when, stages, f"{where} {arg}={f!r}")
             used |= vars_
+            if arg != "propensity":
+                q_cols |= vars_
         mask = _applies_mask(st, df)
         rows = np.flatnonzero(mask)
         # treatment
@@ -571,6 +638,7 @@ def build_design(
                 f"the stage applies. Fill it, or set applies= to the units that reach stage "
                 f"{st.treatment!r} (e.g. applies='R == 0' for non-responders)."
             )
+        check_used_columns(df, [st.treatment], rows, f"{where} (treatment)")
         arms = _arm_levels(tcol, st.treatment)
         if len(arms) < 2:
             raise DataError(
@@ -581,6 +649,7 @@ def build_design(
         code_of = {a: i for i, a in enumerate(arms)}
         a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
         _check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
+        check_used_columns(df, sorted(used), rows, where, covariates=True)
         sub = df.iloc[rows]
         cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
         if cats:  # unused levels would add all-zero dummy columns (rank deficiency)
@@ -611,6 +680,7 @@ def build_design(
                     f"{where} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
                     "numeric. Convert it (e.g. map labels to numbers)."
                 )
+            check_used_columns(df, [st.reward], rows, f"{where} reward=")
             reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
         sd = StageDesign(
             stage=st,
@@ -626,8 +696,10 @@ def build_design(
             contrast_spec=con_spec,
             feasible=feas,
             reward=reward,
+            columns=sorted(q_cols),
         )
-        _check_rank(sd)
+        check_rank(sd)
+        sd.levels = categorical_levels([main_spec, con_spec], list(df.columns))
         if isinstance(st.propensity, str):
             sd.X_prop, sd.prop_terms, sd.prop_spec = _model_matrix(st.propensity, sub, f"{where} propensity=")
         elif isinstance(st.propensity, KnownPropensity):
@@ -646,7 +718,7 @@ def build_design(
             "is a probability scale quantity. Use family='gaussian' or move the reward."
         )
     return DTRDesign(
-        data=df,
+        data=data,
         stages=designs,
         outcome=outcome,
         family=family,
@@ -655,7 +727,8 @@ def build_design(
         group_levels=group_levels,
         group_codes=group_codes,
         id=id,
-        data_hash=data_hash(df),
+        data_hash=data_hash(data),
+        timeline=when,
     )
 
 
@@ -714,23 +787,3 @@ def _check_positivity(st: Stage, a: np.ndarray, feas: np.ndarray, arms: list[Any
                     "received it, so its effect for them is not identified. Mark it infeasible "
                     "for these units with feasible=, or collect data where it is given."
                 )
-
-
-def _check_rank(sd: StageDesign) -> None:
-    X = sd.X
-    rank = np.linalg.matrix_rank(X)
-    if rank < X.shape[1]:
-        names = sd.main_terms + [f"{t}:{arm}" for arm in sd.arms[1:] for t in sd.contrast_terms]
-        # find a column that is a linear combination of earlier ones
-        culprit = None
-        for j in range(1, X.shape[1] + 1):
-            if np.linalg.matrix_rank(X[:, :j]) < j:
-                culprit = names[j - 1]
-                break
-        raise SpecificationError(
-            f"Stage {sd.treatment!r}: the design of main={sd.stage.main!r} and "
-            f"contrast={sd.stage.contrast!r} is rank deficient (rank {rank} < {X.shape[1]} "
-            f"columns; first redundant column {culprit!r}) on the {sd.n_units} units that reach "
-            "the stage. Remove the redundant term (e.g. a column collinear with another, or a "
-            "covariate that is constant within an arm)."
-        )
