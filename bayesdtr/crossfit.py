@@ -114,24 +114,27 @@ class CrossFit:
         Number of folds F >= 2.
     """
 
-    def __init__(self, post: DTRPosterior, folds: int) -> None:
+    def __init__(self, post: DTRPosterior, folds: int, scheme: str = "crossfit", start: int = 1) -> None:
         self.post = post
         self.folds = folds
+        self.scheme = scheme
         design = post.design
         if design.n < 2 * folds:
             raise FitError(
                 f"crossfit={folds} needs at least {2 * folds} units; the data have {design.n}. "
                 "Use fewer folds or crossfit=0 (the plug-in posterior)."
             )
-        root = post._child(f"crossfit/{folds}")
+        root = post._child(f"crossfit/{folds}" if scheme == "crossfit" else f"{scheme}/{folds}/{start}")
         s_folds, s_fits = root.spawn(2)
         labels = fold_labels(design, folds, np.random.default_rng(s_folds))
         settings = post.settings
         priors = post.model.stage_priors
         self.fold_list: list[_Fold] = []
         for f, seed in enumerate(s_fits.spawn(folds)):
+            if scheme == "online" and f < start:
+                continue
             test = np.flatnonzero(labels == f)
-            train = np.flatnonzero(labels != f)
+            train = np.flatnonzero(labels != f) if scheme == "crossfit" else np.flatnonzero(labels < f)
             train_design = design.subset(train)
             s_prop, s_ind = seed.spawn(2)
             props = fit_propensities(
@@ -217,9 +220,11 @@ class CrossFit:
         out = np.empty(post.n_samples)
         for idx in post._bb_chunks():
             omega = post._bb_weights(idx)
-            num = np.empty((len(idx), n))
-            den = np.ones((len(idx), n)) if method == "ipw" else None
+            num = np.zeros((len(idx), n))
+            used = np.zeros(n, dtype=bool)
+            den = np.zeros((len(idx), n)) if method == "ipw" else None
             for f, (test, ev) in enumerate(folds):
+                used[test] = True
                 if method == "q":
                     num[:, test] = ev.stage1_values(idx)
                 else:
@@ -228,7 +233,7 @@ class CrossFit:
                     if den is not None:
                         den[:, test] = b
             if den is None:
-                out[idx] = np.sum(omega * num, axis=1) / np.sum(omega, axis=1)
+                out[idx] = np.sum(omega * num * used, axis=1) / np.sum(omega * used, axis=1)
             else:
                 d = np.sum(omega * den, axis=1)
                 if np.any(d == 0):
