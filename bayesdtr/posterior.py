@@ -469,6 +469,12 @@ class DTRPosterior:
 
         return diagnostics_message(self)
 
+    def report(self, path, *, regimes: dict[str, Regime | str] | None = None, title: str | None = None):
+        """Write a self-contained HTML report; see :func:`bayesdtr.report.write_report`."""
+        from bayesdtr.report import write_report
+
+        return write_report(self, path, regimes=regimes, title=title)
+
     @property
     def tree(self) -> xr.DataTree:
         """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""

@@ -183,8 +183,12 @@ def _sentence(
     parts = ", ".join(
         f"{a!s} for {int(counts.get(a, 0))} of {n} units" for a in sd.arms if counts.get(a, 0)
     )
-    drivers = ", ".join(t for t, _ in tailoring[:2])
-    drive = f"; the decision depends most on {drivers}" if drivers else ""
+    top = [t for t, _ in tailoring[:2]]
+    if len(sd.arms) == 2 and top:
+        words = [f"{'higher' if psi[1, terms.index(t)] > 0 else 'lower'} {t}" for t in top]
+        drive = f"; {sd.arms[1]!s} is favoured by {' and '.join(words)}"
+    else:
+        drive = f"; the decision depends most on {', '.join(top)}" if top else ""
     return (
         f"At stage {pos}, the rule recommends {parts}{drive}. P(optimal) of the recommended arm is "
         f"above {CLEAR_CUT} for {np.mean(agreement > CLEAR_CUT):.0%} of units (median {agreement.median():.2f})."
