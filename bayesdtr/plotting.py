@@ -114,6 +114,16 @@ def _arm_colors(arms: Sequence[Any]) -> dict[Any, Any]:
     return {a: cycle[i % len(cycle)] for i, a in enumerate(arms)}
 
 
+def _diff(arm: Any, ref: Any) -> str:
+    """``"MR − CD"``; labels that start with a minus sign are parenthesized (``"1 − (-1)"``)."""
+
+    def lab(a: Any) -> str:
+        t = str(a)
+        return f"({t})" if t.startswith("-") else t
+
+    return f"{lab(arm)} − {lab(ref)}"
+
+
 def _hdi_label(prob: float = HDI_PROB) -> str:
     return f"{prob:.0%} HDI"
 
@@ -376,9 +386,10 @@ def plot_decision(
     for arm in sd.arms[1:]:
         g = grid[grid["arm"] == arm]
         bottom.fill_between(g["x"], g["contrast_lb"], g["contrast_ub"], color=colors[arm], alpha=0.25, lw=0, label=_hdi_label())
-        bottom.plot(g["x"], g["contrast_mean"], color=colors[arm], lw=2, label=f"{arm} − {sd.arms[0]}: posterior mean")
+        bottom.plot(g["x"], g["contrast_mean"], color=colors[arm], lw=2, label=f"{_diff(arm, sd.arms[0])}: posterior mean")
     bottom.axhline(0.0, color="0.3", lw=1)
-    bottom.set_ylabel(f"contrast Q(arm) − Q({sd.arms[0]})")
+    arm_text = sd.arms[1] if len(sd.arms) == 2 else "arm"
+    bottom.set_ylabel(f"contrast Q({arm_text}) − Q({sd.arms[0]})")
     bottom.set_xlabel(x)
     bottom.legend(fontsize="small", loc="best", framealpha=0.8)
     for a in axes:
@@ -624,10 +635,10 @@ def plot_shrinkage(post: DTRPosterior, *, stage: int | str, ax: Axes | None = No
         s = sites[sites["arm"] == arm]
         y = np.array([pos[g] for g in s["group"]]) + off
         ax.hlines(y, s["hdi_lb"], s["hdi_ub"], color=colors[arm], lw=2)
-        ax.scatter(s["mean"], y, color=colors[arm], s=25, zorder=3, label=f"{arm} − {sd.arms[0]}: group (mean, {_hdi_label()})")
+        ax.scatter(s["mean"], y, color=colors[arm], s=25, zorder=3, label=f"{_diff(arm, sd.arms[0])}: group (mean, {_hdi_label()})")
         p = d[(d["group"] == "pooled") & (d["arm"] == arm)].iloc[0]
         ax.axvspan(p["hdi_lb"], p["hdi_ub"], color=colors[arm], alpha=0.12, lw=0)
-        ax.axvline(p["mean"], color=colors[arm], ls="--", lw=1.2, label=f"{arm} − {sd.arms[0]}: pooled over all units")
+        ax.axvline(p["mean"], color=colors[arm], ls="--", lw=1.2, label=f"{_diff(arm, sd.arms[0])}: pooled over all units")
     counts = sites.drop_duplicates("group").set_index("group")["n_units"]
     ax.set_yticks(range(len(order)), [f"{g} (n={counts[g]})" for g in order])
     ax.set_ylim(-0.7, len(order) - 0.3)
@@ -739,10 +750,14 @@ def plot_diagnostics(
                 f"more than {limit}; pass fewer names (the stage has {list(ds.data_vars)})."
             )
     tree = xr.DataTree.from_dict({"posterior": ds})
+    panels = n_panels(list(ds.data_vars))
     if kind == "trace":
-        pc = azp.plot_trace_dist(tree, backend="matplotlib", compact=False)
+        size = {"figsize": (10.0, 1.5 * panels + 1.0), "layout": "constrained"}
+        pc = azp.plot_trace_dist(tree, backend="matplotlib", compact=False, figure_kwargs=size)
     else:
-        pc = azp.plot_rank(tree, backend="matplotlib")
+        rows = int(np.ceil(panels / 4))
+        size = {"figsize": (12.0, 2.6 * rows + 0.6), "layout": "constrained"}
+        pc = azp.plot_rank(tree, backend="matplotlib", figure_kwargs=size)
     fig = pc.viz["figure"].item()
     fig.suptitle(f"Stage {sd.position} ({sd.treatment}): {kind} plots ({post.fits[sd.position - 1].engine})")
     return fig
