@@ -142,3 +142,13 @@ def test_report_renders_in_chromium(report_path, tmp_path):
     # not blank: dark text and coloured figures over a white page
     assert gray.std() > 0.05
     assert np.mean(gray < 0.5) > 0.005
+
+
+def test_report_of_a_loaded_posterior(post, tmp_path):
+    """`bayesdtr report posterior.nc` writes the report of a saved posterior."""
+    post.to_netcdf(str(tmp_path / "posterior.nc"))
+    loaded = bd.load(str(tmp_path / "posterior.nc"))
+    text = bd.write_report(loaded, tmp_path / "loaded.html", regimes={"optimal": "optimal"}).read_text()
+    assert all(f'<h2 id="{key}">' in text for key in SECTIONS)
+    v = post.value("optimal").values
+    assert f"<b>{v.mean():.3g}</b>" in text
