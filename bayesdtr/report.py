@@ -213,16 +213,21 @@ def _section_diagnostics(post: DTRPosterior) -> str:
 
 
 def _section_contrasts(post: DTRPosterior) -> str:
-    from bayesdtr.plotting import plot_contrasts, plot_contrasts_data
+    from bayesdtr.plotting import plot_contrasts, plot_contrasts_data, plot_shrinkage
 
     axes = plot_contrasts(post)
     data = plot_contrasts_data(post).set_index("stage")
-    return (
+    out = (
         "<p>Coefficients ψ of the contrast Q(h, arm) − Q(h, reference): a positive value favours the "
         f"arm as the term grows. Points are posterior means, bars {HDI_PROB:.0%} HDIs.</p>"
         + _figure_html(axes[0].figure, "stage contrast coefficients")
         + _table_html(data)
     )
+    for sd, fit in zip(post.design.stages, post.fits, strict=True):
+        if fit.group_contrast is not None:  # hierarchical treatment effects: show the pooling
+            out += f"<h3>Stage {sd.position} ({_esc(sd.treatment)}): group contrasts</h3>"
+            out += _figure_html(plot_shrinkage(post, stage=sd.treatment).figure, f"group contrasts of stage {sd.treatment}")
+    return out
 
 
 def _section_rule(post: DTRPosterior, rule: Any) -> str:

@@ -270,3 +270,14 @@ def test_plot_diagnostics_mcmc(hier, tmp_path):
     _save(fig, tmp_path, "rank_mcmc")
     with pytest.raises(bd.SpecificationError, match="panels"):
         bd.plot_diagnostics(post, stage=2, var_names=["group_intercept", "group_contrast", "beta", "psi"])
+
+
+@pytest.mark.integration
+def test_report_of_hierarchical_mcmc_fit(hier, tmp_path):
+    """MCMC stages add rank plots and red problems; group contrasts add shrinkage plots."""
+    _, post, _ = hier
+    text = bd.write_report(post, tmp_path / "hier.html").read_text()
+    for alt in ("rank plots of stage A1", "rank plots of stage A2", "group contrasts of stage A1", "group contrasts of stage A2"):
+        assert f'<img alt="{alt}"' in text
+    assert '<p class="problem">Sampling diagnostics need attention' in text  # a tiny fit
+    assert "Only the optimal regime is listed" in text  # MCMC: no static refits by default
