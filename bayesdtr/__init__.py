@@ -30,8 +30,17 @@ from bayesdtr.exceptions import (
 )
 from bayesdtr.io import load
 from bayesdtr.model import DTRModel
+from bayesdtr.plotting import (
+    plot_contrasts,
+    plot_decision,
+    plot_diagnostics,
+    plot_regret,
+    plot_shrinkage,
+    plot_value,
+)
 from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
+from bayesdtr.report import write_report
 from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
 
 __version__ = "0.1.0"
@@ -56,6 +65,13 @@ __all__ = [
     "list_datasets",
     "load",
     "load_data",
+    "plot_contrasts",
+    "plot_decision",
+    "plot_diagnostics",
+    "plot_regret",
+    "plot_shrinkage",
+    "plot_value",
     "list_scenarios",
     "scenario",
+    "write_report",
 ]

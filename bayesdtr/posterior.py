@@ -135,6 +135,14 @@ class DTRPosterior:
             feas = _feasible_matrix(sd.stage, data, sd.arms)
         return data, Xm, Xc, g, feas
 
+    def _obs_labels(self, rows: pd.DataFrame) -> np.ndarray:
+        """Labels of ``rows`` for the ``obs`` coordinate: the model's ``id=`` column when the rows
+        have it, else their index."""
+        ident = self.design.id
+        if ident is not None and ident in rows.columns:
+            return rows[ident].to_numpy()
+        return np.asarray(rows.index)
+
     def _chunks(self, n_rows: int, n_arms: int):
         step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
         for start in range(0, self.n_samples, step):
@@ -154,7 +162,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(q),
             dims=("chain", "draw", "obs", "arm"),
-            coords={**self._coords(), "obs": np.asarray(rows.index), "arm": sd.arm_coord},
+            coords={**self._coords(), "obs": self._obs_labels(rows), "arm": sd.arm_coord},
             name=f"Q_{sd.treatment}",
         )
 
@@ -174,7 +182,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(labels),
             dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": np.asarray(rows.index)},
+            coords={**self._coords(), "obs": self._obs_labels(rows)},
             name=f"optimal_{sd.treatment}",
         )
 
@@ -195,7 +203,7 @@ class DTRPosterior:
         else:
             rows, codes = self._optimal_codes(k, sd, data)
             counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
-        out = pd.DataFrame(counts, index=rows.index, columns=pd.Index(sd.arms, name="arm"))
+        out = pd.DataFrame(counts, index=pd.Index(self._obs_labels(rows)), columns=pd.Index(sd.arms, name="arm"))
         out.index.name = "obs"
         return out
 
@@ -508,7 +516,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(draw),
             dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": np.asarray(rows.index)},
+            coords={**self._coords(), "obs": self._obs_labels(rows)},
             name=f"predicted[{reg.name}]",
         )
 
@@ -521,13 +529,17 @@ class DTRPosterior:
         return out
 
     def rule(self, kind: Literal["map", "mean"] = "map", *, max_draws: int = 200) -> Regime:
-        """A point rule from the posterior, as a :class:`~bayesdtr.Regime`.
+        """A point rule from the posterior, as a :class:`~bayesdtr.Regime` that prints.
 
         ``"map"`` gives each history the arm most often optimal across posterior draws (thinned
         to at most ``max_draws``); ``"mean"`` maximizes the posterior-mean Q-function. Use it
         e.g. with ``scenario.true_value(post.rule())`` to report the true value of the estimated
-        rule.
+        rule. ``print(post.rule())`` shows each stage's rule in words and math with P(optimal)
+        summaries, and ``post.rule().table()`` the recommended arm per unit (see
+        :class:`bayesdtr.rules.EstimatedRule`).
         """
+        from bayesdtr.rules import EstimatedRule
+
         if kind not in ("map", "mean"):
             raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
         check_positive_int(max_draws, "max_draws=", FitError)
@@ -535,9 +547,7 @@ class DTRPosterior:
         rules = {}
         for k, sd in enumerate(self.design.stages):
             rules[sd.treatment] = _PointRule(self, k, sd, idx, kind)
-        reg = Regime.dynamic(rules, name=f"estimated rule ({kind})")
-        reg.learned = kind
-        return reg
+        return EstimatedRule(self, rules, kind=kind, n_draws=len(idx))
 
     # ------------------------------------------------------------------ tables
     def _stage_posterior(self, k: int) -> xr.Dataset:
@@ -562,6 +572,12 @@ class DTRPosterior:
         from bayesdtr.diagnostics import diagnostics_message
 
         return diagnostics_message(self)
+
+    def report(self, path, *, regimes: dict[str, Regime | str] | None = None, title: str | None = None):
+        """Write a self-contained HTML report; see :func:`bayesdtr.report.write_report`."""
+        from bayesdtr.report import write_report
+
+        return write_report(self, path, regimes=regimes, title=title)
 
     @property
     def tree(self) -> xr.DataTree:

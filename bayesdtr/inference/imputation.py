@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayesdtr.inference.draws import StageDraws
-from bayesdtr.inference.sampling import cached_sampler
+from bayesdtr.inference.progress import Progress
+from bayesdtr.inference.sampling import cached_sampler, is_cached
 from bayesdtr.models.outcome import build_outcome_model
 from bayesdtr.models.priors import nig_hyper
 
@@ -60,21 +61,34 @@ def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
         group_contrast=st.group_contrast,
         target_scale=float(np.std(g_obs)) or 1.0,
     )
+    show = st.progressbar
+    name = f"stage {sd.position} ({sd.treatment})"
+    if not ind.regime.is_optimal:
+        name += f", regime {ind.regime.name!r}"
+    if show and not is_cached(om.key, st.sampler):  # type: ignore[arg-type]
+        Progress.note(f"compiling {name} model…", enabled=show)
     sampler, created = cached_sampler(om.key, om.build, st.sampler)  # type: ignore[arg-type]
     seeds = rng.integers(0, 2**31 - 1, size=m)
     blocks = []
     seconds = 0.0
+    tune = st.tune if last else st.tune_per_imputation
+    if last:
+        # one run: the sampler's own bar shows its draws
+        Progress.note(f"sampling {name}: {st.chains} chains x ({tune} tune + {per} draws)…", enabled=show)
+    bar = Progress(f"sampling {name}: imputations", m, enabled=show and not last).start()
     for j in range(m):
         res = sampler.run(
             om.data_for(targets[j]),
             draws=per,
-            tune=st.tune if last else st.tune_per_imputation,
+            tune=tune,
             chains=st.chains,
             seed=int(seeds[j]),
-            progressbar=st.progressbar,
+            progressbar=show and last,
         )
         seconds += res.seconds
         blocks.append(res)
+        bar.update()
+    bar.close()
     post = {name: np.concatenate([b.draws[name] for b in blocks], axis=1)[:, : st.draws] for name in blocks[0].draws}
     stats = {name: np.concatenate([b.stats[name] for b in blocks], axis=1)[:, : st.draws] for name in blocks[0].stats}
     beta = flatten_draws(post["beta"])

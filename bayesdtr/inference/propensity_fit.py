@@ -7,7 +7,8 @@ import numpy as np
 from bayesdtr.data.design import DTRDesign
 from bayesdtr.inference.draws import PropensityDraws
 from bayesdtr.inference.imputation import flatten_draws
-from bayesdtr.inference.sampling import cached_sampler
+from bayesdtr.inference.progress import Progress
+from bayesdtr.inference.sampling import cached_sampler, is_cached
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.models.propensity import build_propensity_model
 
@@ -41,6 +42,10 @@ def fit_propensities(
             group_codes=None if design.group_codes is None else design.group_codes[sd.units],
             n_groups=len(design.group_levels),
         )
+        name = f"propensity model of stage {sd.position} ({sd.treatment})"
+        if not is_cached(key, sampler):  # type: ignore[arg-type]
+            Progress.note(f"compiling {name}…", enabled=progressbar)
+        Progress.note(f"sampling {name}…", enabled=progressbar)
         smp, created = cached_sampler(key, build, sampler)  # type: ignore[arg-type]
         res = smp.run(data, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar)
         out.append(

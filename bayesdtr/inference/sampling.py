@@ -20,7 +20,7 @@ import pymc as pm
 
 from bayesdtr.exceptions import FitError
 
-__all__ = ["NUTSSampler", "NUTSResult", "cached_sampler", "clear_cache"]
+__all__ = ["NUTSSampler", "NUTSResult", "cached_sampler", "is_cached", "clear_cache"]
 
 #: Compiled samplers kept for reuse, keyed by model structure (least recently used first out).
 _CACHE: OrderedDict[tuple, NUTSSampler] = OrderedDict()
@@ -142,6 +142,11 @@ def cached_sampler(key: tuple, build: Callable[[], pm.Model], sampler: Sampler) 
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return smp, True
+
+
+def is_cached(key: tuple, sampler: Sampler) -> bool:
+    """Whether the model structure ``key`` is already compiled for ``sampler``."""
+    return (*key, sampler) in _CACHE
 
 
 def clear_cache() -> None:
