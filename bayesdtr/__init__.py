@@ -29,7 +29,9 @@ from bayesdtr.io import load
 from bayesdtr.model import DTRModel
 from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
+from bayesdtr.simulate.methods import MethodResult
 from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
+from bayesdtr.simulate.study import StudyResult, simulation_study
 
 __version__ = "0.1.0"
 
@@ -40,16 +42,19 @@ __all__ = [
     "DataError",
     "FitError",
     "KnownPropensity",
+    "MethodResult",
     "PriorError",
     "Regime",
     "Scenario",
     "RegimeError",
     "SpecificationError",
     "Stage",
+    "StudyResult",
     "__version__",
     "list_datasets",
     "load",
     "load_data",
     "list_scenarios",
     "scenario",
+    "simulation_study",
 ]
