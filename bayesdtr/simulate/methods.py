@@ -75,8 +75,8 @@ def equal_tailed(draws: Any, level: float) -> tuple[float, float, float]:
 
     Examples
     --------
-    >>> equal_tailed(np.arange(101.0), 0.9)
-    (50.0, 5.0, 95.0)
+    >>> [round(v, 6) for v in equal_tailed(np.arange(101.0), 0.9)]
+    [50.0, 5.0, 95.0]
     """
     x = np.asarray(draws, dtype=float).ravel()
     lo, hi = np.quantile(x, [(1 - level) / 2, 1 - (1 - level) / 2])
