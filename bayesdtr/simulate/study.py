@@ -142,13 +142,24 @@ def data_seed(seed: int, replicate: int) -> int:
     return seed_int(np.random.SeedSequence(seed, spawn_key=(replicate,)).spawn(2)[0])
 
 
+_CONTROLLER: list[Any] = []
+
+
+def _blas_controller() -> Any:
+    """This process's ``threadpoolctl.ThreadpoolController`` (finding the libraries costs ms)."""
+    if not _CONTROLLER:
+        import scipy.linalg  # noqa: F401  # load every BLAS the fits use before scanning
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
 def run_replicate(replicate: int, plan: _Plan) -> list[tuple]:
     """Run and score every method on one replicate; errors become rows with their text."""
-    from threadpoolctl import threadpool_limits
-
     if plan.blas_threads is None:
         return _run_replicate(replicate, plan)
-    with threadpool_limits(limits=plan.blas_threads):
+    with _blas_controller().limit(limits=plan.blas_threads):
         return _run_replicate(replicate, plan)
 
 
