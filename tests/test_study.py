@@ -144,7 +144,7 @@ def test_killed_study_resumes_with_every_replicate_once(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(store)], env=env)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(list(store.glob("rep-*.nc"))) < 2:
+        while time.monotonic() < deadline and len(list(store.glob("rep-*.h5"))) < 2:
             assert proc.poll() is None, "the study ended before it could be killed"
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
@@ -153,14 +153,14 @@ def test_killed_study_resumes_with_every_replicate_once(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    done = len(list(store.glob("rep-*.nc")))
+    done = len(list(store.glob("rep-*.h5")))
     assert 2 <= done < reps
     (store / ".rep-000011.deadbeef.tmp").write_bytes(b"half a file")  # as if killed mid-write
     kw = dict(n=200, reps=reps, seed=2, client="serial", progressbar=False,
               methods={"ols": {"baseline": "qlearning", "bootstrap": 3000}})
     resumed = bd.simulation_study(SCN, store=store, **kw)
     assert not list(store.glob(".rep-*.tmp"))
-    assert len(list(store.glob("rep-*.nc"))) == reps
+    assert len(list(store.glob("rep-*.h5"))) == reps
     assert resumed.table.groupby(["replicate", "method", "estimand"]).size().eq(1).all()
     assert sorted(resumed.table.replicate.unique()) == list(range(reps))
     _same(resumed.table, bd.simulation_study(SCN, **kw).table)

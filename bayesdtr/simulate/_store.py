@@ -1,16 +1,21 @@
-"""Checkpoint store of a simulation study: one netCDF file per finished replicate.
+"""Checkpoint store of a simulation study: one small HDF5 file per finished replicate.
 
 Layout of a store directory::
 
     manifest.json        {"format": "bayesdtr-simulation-study", "version": 1, "settings": {...}}
-    rep-000000.nc        the tidy rows of replicate 0 (dimension ``row``)
-    rep-000001.nc        ...
+    rep-000000.h5        the tidy rows of replicate 0
+    rep-000001.h5        ...
 
-Each replicate file is written to a temporary name in the same directory and moved into place
-with :func:`os.replace`, so a file either is complete or does not exist (a study killed while
-writing leaves only a temporary file, which is removed on the next run). Reading uses
-``xarray.open_dataset(engine="h5netcdf")``: plain arrays and strings, no pickle, nothing
-evaluated.
+A replicate file holds three datasets: ``replicate`` (int64, one per row), ``text`` (3 x rows
+UTF-8 strings: method, estimand, error) and ``numbers`` (7 x rows float64: estimate, lower,
+upper, truth, covered, width, seconds). HDF5 is the container of netCDF-4; the files are written
+with h5py directly because xarray's netCDF writer cost 0.46 s per replicate on the project's
+machine (h5py: 4 ms), as much as a whole replicate.
+
+Each file is written to a temporary name in the same directory and moved into place with
+:func:`os.replace`, so a file either is complete or does not exist (a study killed while
+writing leaves only a temporary file, which is removed on the next run). Reading returns plain
+arrays and strings: no pickle, nothing evaluated.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
-import xarray as xr
 
 from bayesdtr.exceptions import SpecificationError
 
@@ -43,14 +48,15 @@ COLUMNS = [
     "seconds",
     "error",
 ]
-_STR = ("method", "estimand", "error")
+_TEXT = ("method", "estimand", "error")
+_NUMBERS = ("estimate", "lower", "upper", "truth", "covered", "width", "seconds")
 _FORMAT = "bayesdtr-simulation-study"
 _VERSION = 1
-_REP = re.compile(r"^rep-(\d{6,})\.nc$")
+_REP = re.compile(r"^rep-(\d{6,})\.h5$")
 
 
 class StudyStore:
-    """A directory holding a study's manifest and one file per finished replicate.
+    """A directory holding a study's manifest and one HDF5 file per finished replicate.
 
     Parameters
     ----------
@@ -110,44 +116,34 @@ class StudyStore:
 
     def read(self, replicate: int) -> list[tuple]:
         """The rows of one finished replicate, as tuples in :data:`COLUMNS` order."""
-        with xr.open_dataset(self._file(replicate), engine="h5netcdf") as ds:
-            ds = ds.load()
-        if ds.sizes.get("row", 0) == 0:
-            return []
-        cols = []
-        for c in COLUMNS:
-            v = ds[c].values
-            if c in _STR:
-                cols.append(["" if x is None else str(x) for x in v.tolist()])
-            elif c == "replicate":
-                cols.append([int(x) for x in v.tolist()])
-            else:
-                cols.append([float(x) for x in v.tolist()])
-        return list(zip(*cols, strict=True))
+        with h5py.File(self._file(replicate), "r") as f:
+            rep = f["replicate"][...].tolist()
+            text = f["text"].asstr()[...].tolist() if len(rep) else [[], [], []]
+            num = f["numbers"][...].tolist() if len(rep) else [[] for _ in _NUMBERS]
+        cols = dict(zip(_TEXT, text, strict=True)) | dict(zip(_NUMBERS, num, strict=True))
+        cols["replicate"] = [int(r) for r in rep]
+        return list(zip(*(cols[c] for c in COLUMNS), strict=True))
 
     # ------------------------------------------------------------------ writing
     def write(self, replicate: int, rows: list[tuple]) -> None:
         """Write one replicate's rows atomically (temporary file, then :func:`os.replace`)."""
-        data: dict[str, Any] = {}
-        cols = list(zip(*rows, strict=True)) if rows else [[] for _ in COLUMNS]
-        for c, v in zip(COLUMNS, cols, strict=True):
-            if c in _STR:
-                data[c] = ("row", np.asarray(list(v), dtype=object).astype(str) if v else np.array([], dtype=str))
-            elif c == "replicate":
-                data[c] = ("row", np.asarray(v, dtype=np.int64))
-            else:
-                data[c] = ("row", np.asarray(v, dtype=np.float64))
-        ds = xr.Dataset(data, attrs={"replicate": int(replicate)})
+        cols = dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {c: () for c in COLUMNS}
         final = self._file(replicate)
         tmp = self.path / f".rep-{replicate:06d}.{uuid.uuid4().hex}.tmp"
         try:
-            ds.to_netcdf(tmp, engine="h5netcdf")
+            with h5py.File(tmp, "w") as f:
+                f.attrs["replicate"] = int(replicate)
+                f.create_dataset("replicate", data=np.asarray(cols["replicate"], dtype=np.int64))
+                text = np.array([list(cols[c]) for c in _TEXT], dtype=object).reshape(3, len(rows))
+                f.create_dataset("text", data=text, dtype=h5py.string_dtype())
+                num = np.array([list(cols[c]) for c in _NUMBERS], dtype=np.float64).reshape(7, len(rows))
+                f.create_dataset("numbers", data=num)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
 
     def _file(self, replicate: int) -> Path:
-        return self.path / f"rep-{replicate:06d}.nc"
+        return self.path / f"rep-{replicate:06d}.h5"
 
     def _atomic_write_text(self, path: Path, text: str) -> None:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -205,6 +205,8 @@ def describe(label: str, spec: Any) -> Any:
     """A JSON-able description of a method spec (for a store's manifest)."""
     if isinstance(spec, str):
         return {"baseline": spec}
+    if isinstance(spec, BayesFit):
+        return describe(label, spec.spec)
     if isinstance(spec, Mapping):
         return {k: (v if isinstance(v, str | int | float | bool | type(None)) else describe(k, v) if isinstance(v, Mapping) else repr(v)) for k, v in sorted(spec.items())}
     fn = spec.func if isinstance(spec, partial) else spec

@@ -570,9 +570,11 @@ def simulation_study(
         string such as ``"tcp://10.0.0.5:8786"`` connects to that scheduler. Results are
         identical in every case.
     store : path, optional
-        A directory checkpointing the study: one netCDF file per finished replicate, written
-        atomically, plus ``manifest.json`` with the settings. Rerunning the same call skips
-        finished replicates (a different setting other than ``reps`` is an error).
+        A directory checkpointing the study: one HDF5 file (h5py; no pickle) per finished
+        replicate, written atomically, plus ``manifest.json`` with the settings (see
+        :mod:`bayesdtr.simulate._store`). Rerunning the same call skips finished replicates
+        (a different setting other than ``reps`` is an error). Only the calling process
+        writes it, so cluster workers need no shared disk.
     progressbar : bool, default True
         A progress line on stderr (replicates done, failed, rate, ETA); off when the ``CI``
         environment variable is set.
