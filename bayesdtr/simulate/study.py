@@ -298,7 +298,9 @@ class StudyResult:
             sm = s[s["method"] == m].set_index("estimand").reindex(names)
             x = np.arange(len(names)) - 0.35 + step * (i + 0.5)
             if kind == "coverage":
-                ax.errorbar(x, sm["coverage"], yerr=2 * sm["coverage_mcse"], fmt="o", capsize=3, label=m)
+                p, e = sm["coverage"].to_numpy(float), 2 * sm["coverage_mcse"].to_numpy(float)
+                yerr = np.vstack([np.minimum(e, p), np.minimum(e, 1 - p)])  # within [0, 1]
+                ax.errorbar(x, p, yerr=yerr, fmt="o", capsize=3, label=m)
             else:
                 ax.errorbar(x, sm["bias"], yerr=sm["mean_width"] / 2, fmt="o", capsize=3, label=m)
         if kind == "coverage":
@@ -343,6 +345,8 @@ class _Progress:
         self._draw()
 
     def update(self, failed: bool) -> None:
+        if self.done == self.start_done:  # time the rate from the first result (after startup)
+            self.t0 = time.perf_counter()
         self.done += 1
         self.failed += int(failed)
         self._draw()
@@ -350,8 +354,8 @@ class _Progress:
     def _draw(self) -> None:
         if not self.enabled:
             return
-        new, el = self.done - self.start_done, time.perf_counter() - self.t0
-        rate = new / el * 60 if el > 0 and new else 0.0
+        new, el = self.done - self.start_done - 1, time.perf_counter() - self.t0
+        rate = new / el * 60 if el > 0 and new > 0 else 0.0
         eta = (self.total - self.done) / (rate / 60) if rate else float("nan")
         eta_s = "--" if not np.isfinite(eta) else f"{int(eta // 60)}m{int(eta % 60):02d}s"
         width = 24
