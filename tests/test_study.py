@@ -240,3 +240,14 @@ def test_cli_simulate_writes_three_files(tmp_path, capsys):
     rc = main(["simulate", SCN, "--n", "80", "--reps", "2", "--seed", "1", "--out", str(out),
                "--methods", "bayes,magic", "--serial"])
     assert rc == 2 and "unknown method 'magic'" in capsys.readouterr().err
+
+
+def test_progress_bar_on_stderr_and_off_in_ci(capsys, monkeypatch):
+    kw = dict(reps=2, methods={"boom": boom_on_negative}, estimands=["value_optimal"], progressbar=True)
+    monkeypatch.delenv("CI", raising=False)
+    _study(**kw)
+    err = capsys.readouterr().err
+    assert "2/2 replicates" in err and "failed" in err and "ETA" in err
+    monkeypatch.setenv("CI", "true")
+    _study(**kw)
+    assert capsys.readouterr().err == ""
