@@ -17,12 +17,15 @@ from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
     best_arm,
+    posterior_mean,
     q_arms,
     q_linear,
     q_response,
     select_arm,
 )
+from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit
 from bayesdtr.regimes import Regime, as_regime
+from bayesdtr.values import weighted_value
 
 __all__ = ["DTRPosterior"]
 
@@ -64,7 +67,8 @@ class DTRPosterior:
         self.fit_seconds = fit_seconds
         self._inductions: dict[str, Induction] = {"optimal": induction}
         self._keep: list[Regime] = []  # regimes whose id() keys the caches
-        self._values: dict[tuple[str, str], xr.DataArray] = {}
+        self._values: dict[tuple[str, str, int], xr.DataArray] = {}
+        self._crossfits: dict[int, CrossFit] = {}
         self._tree: xr.DataTree | None = None
 
     # ------------------------------------------------------------------ basics
@@ -170,7 +174,7 @@ class DTRPosterior:
         if data is None:
             rows = self.design.data.iloc[sd.units]
             if k == 0 and self.induction.decision_counts(k) is None:
-                self.value("optimal")  # its pass over the stage-1 draws tallies the decisions
+                self.value("optimal", crossfit=0)  # its pass over the stage-1 draws tallies the decisions
             if self.induction.decision_counts(k) is None:
                 for idx in self._chunks(sd.n_units, sd.n_arms):
                     self.induction.decide(k, self.induction.q_observed(k, idx), idx)
@@ -246,37 +250,111 @@ class DTRPosterior:
         regime: Regime | str = "optimal",
         *,
         method: Literal["q", "ipw", "aipw"] = "q",
+        crossfit: int | Literal["auto"] | None = "auto",
     ) -> xr.DataArray:
         r"""Posterior of the value V(d) = E[sum of rewards + Y] if everyone followed ``regime``.
 
-        ``method="q"`` averages :math:`Q_1^{(s)}(H_1, d_1(H_1))` over units with Bayesian-bootstrap
-        Dirichlet(1, ..., 1) weights drawn per posterior draw; for a regime other than the
-        optimal one, the earlier stages are refitted on pseudo-outcomes that follow the regime.
-        ``"ipw"`` and ``"aipw"`` use the propensity draws (see :mod:`bayesdtr.values`).
+        Which estimand the interval covers depends on where the rule comes from:
+
+        - **a rule fixed in advance** (static, dynamic, threshold): its value :math:`V(d)`.
+          ``method="q"`` averages :math:`Q_1^{d,(s)}(H_1, d_1(H_1))` over units with
+          Bayesian-bootstrap Dirichlet(1, ..., 1) weights drawn per posterior draw, the earlier
+          stages refitted on pseudo-outcomes that follow the regime; ``"ipw"`` and ``"aipw"``
+          use the propensity draws (see :mod:`bayesdtr.values`).
+        - **a rule learned from these data** (``"optimal"``, a stage that follows the optimal
+          rule, or ``post.rule()``): with ``crossfit="auto"`` (the default) it is learned on
+          4/5 of the units and valued on the other fifth, in turn (:mod:`bayesdtr.crossfit`).
+          The estimand is the value of the rule the data would have you adopt,
+          :math:`V(\hat d)`; for ``"optimal"`` it is also the optimal value :math:`V(d^*)`
+          wherever the optimal rule is not unique or well separated (near, but not at, a
+          decision boundary it is below :math:`V(d^*)` by the fold rules' regret).
+
+        Measured (95% equal-tailed intervals, 200 replicates, n = 300; ``benchmarks/calibration``):
+        the plug-in posterior of ``"optimal"`` (``crossfit=0``) covered :math:`V(d^*)` in only
+        0.26-0.72 of replicates in non-regular designs, because the posterior mean of a maximum
+        exceeds the maximum where arms are close. See the calibration table for the
+        cross-fitted intervals' coverage of :math:`V(d^*)` and :math:`V(\hat d)`.
+
+        Parameters
+        ----------
+        regime : Regime or "optimal"
+            The regime to value.
+        method : {"q", "ipw", "aipw"}
+            Value estimator. With cross-fitting, ``"q"`` fits the fold rule's Q-functions on
+            the held-out fold; ``"ipw"``/``"aipw"`` use Q-functions and propensities fitted on
+            the other folds.
+        crossfit : int, "auto" or None
+            Number of folds (>= 2) for a learned rule; ``"auto"`` uses 5 for learned rules and
+            none for fixed ones; 0 or None gives the plug-in posterior on all the data (for
+            ``"optimal"``: the posterior of :math:`\frac1n\sum_i \max_a Q_1(H_i, a)`, optimistic
+            near decision boundaries).
 
         Returns
         -------
         xarray.DataArray
-            Dims (chain, draw).
+            Dims (chain, draw); ``attrs["estimand"]`` says what it covers.
+
+        Examples
+        --------
+        >>> import bayesdtr as bd
+        >>> scn = bd.scenario("chakraborty_ex3")
+        >>> post = bd.DTRModel(scn.sample(300, seed=1), scn.stages, outcome="Y").fit(
+        ...     draws=200, chains=2, random_seed=1, progressbar=False)
+        >>> v = post.value("optimal")            # cross-fitted, 5 folds
+        >>> v.attrs["estimand"]
+        'V(d_hat): value of the rule learned from the data (5-fold cross-fitted); V(d*) where the optimal rule is not unique or well separated'
+        >>> plug_in = post.value("optimal", crossfit=0)
         """
         reg = as_regime(regime)
         if method not in ("q", "ipw", "aipw"):
             raise FitError(f"method={method!r} is not one of ['q', 'ipw', 'aipw'].")
-        key = (_regime_key(reg), method)
+        folds = self._folds(reg, crossfit)
+        key = (_regime_key(reg), method, folds)
         if key not in self._values:
-            ind = self.induction_for(reg)
-            if method == "q":
-                vals = np.empty(self.n_samples)
-                for idx in self._bb_chunks():
-                    vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
+            if folds:
+                vals = self._crossfit(folds).value(reg, method, reg.learned or "map")
+                estimand = (
+                    f"V(d_hat): value of the rule learned from the data ({folds}-fold "
+                    "cross-fitted); V(d*) where the optimal rule is not unique or well separated"
+                )
             else:
-                from bayesdtr.values import weighted_value
-
-                vals = weighted_value(self, ind, method)
+                ind = self.induction_for(reg)
+                if method == "q":
+                    vals = np.empty(self.n_samples)
+                    for idx in self._bb_chunks():
+                        vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
+                else:
+                    vals = weighted_value(self, ind, method)
+                estimand = (
+                    "plug-in posterior on all the data (optimistic for a rule learned from them)"
+                    if reg.learned_from_data
+                    else f"V(d) of the fixed regime {reg.name!r}"
+                )
             self._values[key] = xr.DataArray(
-                self._reshape(vals), dims=("chain", "draw"), coords=self._coords(), name=f"value[{reg.name}]"
+                self._reshape(vals),
+                dims=("chain", "draw"),
+                coords=self._coords(),
+                name=f"value[{reg.name}]",
+                attrs={"estimand": estimand, "method": method, "crossfit": folds},
             )
         return self._values[key]
+
+    def _folds(self, reg: Regime, crossfit: int | str | None) -> int:
+        if crossfit == "auto":
+            return DEFAULT_FOLDS if reg.learned_from_data else 0
+        if crossfit is None:
+            return 0
+        if isinstance(crossfit, bool) or not isinstance(crossfit, int | np.integer) or crossfit == 1 or crossfit < 0:
+            raise FitError(
+                f"crossfit={crossfit!r} must be 'auto', None/0 (no cross-fitting) or a number of "
+                "folds >= 2, e.g. crossfit=5."
+            )
+        return int(crossfit)
+
+    def _crossfit(self, folds: int) -> CrossFit:
+        if folds not in self._crossfits:
+            self._crossfits[folds] = CrossFit(self, folds)
+        return self._crossfits[folds]
 
     # ------------------------------------------------------------------ comparisons
     def _values_of(self, regimes: dict[str, Regime | str], method: str) -> xr.DataArray:
@@ -430,7 +508,9 @@ class DTRPosterior:
         rules = {}
         for k, sd in enumerate(self.design.stages):
             rules[sd.treatment] = _PointRule(self, k, sd, idx, kind)
-        return Regime.dynamic(rules, name=f"estimated rule ({kind})")
+        reg = Regime.dynamic(rules, name=f"estimated rule ({kind})")
+        reg.learned = kind
+        return reg
 
     # ------------------------------------------------------------------ tables
     def _stage_posterior(self, k: int) -> xr.Dataset:
@@ -498,7 +578,7 @@ class _PointRule:
             new_groups = None  # a new group's effect at its mean, 0
             # the linear predictor is linear in the parameters: its posterior mean is its value at
             # the posterior means (on the probability scale of a Bernoulli stage, approximately)
-            fit = _mean_draws(fit)
+            fit = posterior_mean(fit)
             idx = np.zeros(1, dtype=np.int64)
         codes = np.zeros(len(rows), dtype=np.int64)
         step = max(1, 4_000_000 // max(1, len(idx) * sd.n_arms))
@@ -512,22 +592,3 @@ class _PointRule:
                 counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])[:, None, :]
                 codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
         return sd.arm_coord[codes]
-
-
-def _mean_draws(fit: StageDraws) -> StageDraws:
-    """A one-draw StageDraws holding the posterior means of ``fit``'s location parameters."""
-
-    def mean(x):
-        return None if x is None else x.mean(axis=0, keepdims=True)
-
-    return StageDraws(
-        theta=mean(fit.theta),
-        sigma=mean(fit.sigma),
-        chains=1,
-        draws=1,
-        engine=fit.engine,
-        family=fit.family,
-        group_intercept=mean(fit.group_intercept),
-        group_contrast=mean(fit.group_contrast),
-        extras={k: mean(v) for k, v in fit.extras.items()},
-    )

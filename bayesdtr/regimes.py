@@ -75,6 +75,9 @@ class Regime:
                         "Regime.static(...)."
                     )
         self.name = name or self._default_name()
+        #: How an estimated rule was learned from a posterior ("map" or "mean"; None for a rule
+        #: given by the user). Cross-fitting re-learns such a rule on each fold the same way.
+        self.learned: str | None = None
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -179,6 +182,14 @@ class Regime:
                 f"`regime | bd.Regime.static({missing[0]}=...)` or "
                 f"`bd.Regime.dynamic({{{missing[0]!r}: 'optimal', ...}})`."
             )
+
+    @property
+    def learned_from_data(self) -> bool:
+        """Whether the regime is (partly) learned from the data it is valued on: a stage follows
+        the optimal rule, or it is an estimated rule from :meth:`DTRPosterior.rule`."""
+        if self.learned is not None or self._rules is None:
+            return True
+        return any(isinstance(r, str) and r == OPTIMAL for r in self._rules.values())
 
     def follows_optimal(self, treatment: str) -> bool:
         """Whether stage ``treatment`` follows the optimal (argmax) rule."""

@@ -26,55 +26,74 @@ import numpy as np
 
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.backward import Induction, propensity_for
-from bayesdtr.inference.draws import select_arm
+from bayesdtr.inference.draws import PropensityDraws, select_arm
 
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["weighted_value"]
+__all__ = ["check_propensities", "unit_terms", "weighted_value"]
 
 
 def weighted_value(post: DTRPosterior, ind: Induction, method: str) -> np.ndarray:
     """IPW or AIPW value draws (flat, one per posterior draw) of the regime of ``ind``."""
-    design = post.design
-    for sd, pr in zip(design.stages, post.propensities, strict=True):
+    check_propensities(post.design, post.propensities, method)
+    out = np.empty(post.n_samples)
+    for idx in post._bb_chunks():
+        omega = post._bb_weights(idx)
+        num, den = unit_terms(ind, post.propensities, idx, method)
+        if method == "ipw":
+            d = np.sum(omega * den, axis=1)
+            if np.any(d == 0):
+                raise FitError(
+                    "IPW value is undefined: no unit followed the regime in some posterior draws. "
+                    "Use method='aipw' or 'q'."
+                )
+            out[idx] = np.sum(omega * num, axis=1) / d
+        else:
+            out[idx] = np.mean(omega * num, axis=1)
+    return out
+
+
+def check_propensities(design, propensities: list[PropensityDraws | None], method: str) -> None:
+    """Refuse a propensity-based method when a stage has no propensity model."""
+    for sd, pr in zip(design.stages, propensities, strict=True):
         if pr is None:
             raise FitError(
                 f"method={method!r} needs a propensity model at every stage; stage "
                 f"{sd.treatment!r} has propensity=None. Declare one in bd.Stage(propensity=...)."
             )
+
+
+def unit_terms(
+    ind: Induction, propensities: list[PropensityDraws | None], idx: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    r"""Per-unit terms of the IPW/AIPW estimators for draws ``idx``: (len(idx), n) arrays.
+
+    AIPW: ``num`` holds each unit's augmented inverse-probability-weighted return (the value is
+    their weighted mean) and ``den`` is None. IPW: ``num`` holds :math:`C_K G / \bar\pi_K` and
+    ``den`` :math:`C_K / \bar\pi_K` (Hajek: the value is a ratio of weighted sums). The Q-models
+    are ``ind``'s fits and the units ``ind.design``'s, which may be a held-out fold.
+    """
+    design = ind.design
     n = design.n
     G = ind.observed_return()
-    out = np.empty(post.n_samples)
-    for idx in post._bb_chunks():
-        omega = post._bb_weights(idx)
-        ratio = np.ones((len(idx), n))  # C_k / pibar_k, updated stage by stage
-        aug = np.zeros((len(idx), n)) if method == "aipw" else None
-        past_reward = np.zeros(n)
-        stage_idx = idx
-        for k, sd in enumerate(design.stages):
-            cols = slice(None) if sd.n_units == n else sd.units
-            q = ind.q_observed(k, stage_idx)
-            d, qd = ind.decide(k, q, stage_idx)
-            prop = propensity_for(post.propensities[k], sd, design, idx)
-            before = ratio[:, cols]
-            after = np.where(d == sd.a[None, :], before / select_arm(prop, sd.a), 0.0)
-            if aug is not None:
-                aug[:, cols] += (before - after) * (past_reward[cols][None, :] + qd)
-            ratio[:, cols] = after
-            past_reward = past_reward + sd.reward
-            if k < ind.K - 1:
-                stage_idx = ind.fits[k].ancestor[stage_idx]  # type: ignore[union-attr,index]
-        ratio_prev = ratio
-        if method == "ipw":
-            num = np.sum(omega * ratio_prev * G[None, :], axis=1)
-            den = np.sum(omega * ratio_prev, axis=1)
-            if np.any(den == 0):
-                raise FitError(
-                    "IPW value is undefined: no unit followed the regime in some posterior draws. "
-                    "Use method='aipw' or 'q'."
-                )
-            out[idx] = num / den
-        else:
-            out[idx] = np.mean(omega * (ratio_prev * G[None, :] + aug), axis=1)
-    return out
+    ratio = np.ones((len(idx), n))  # C_k / pibar_k, updated stage by stage
+    aug = np.zeros((len(idx), n)) if method == "aipw" else None
+    past_reward = np.zeros(n)
+    stage_idx = idx
+    for k, sd in enumerate(design.stages):
+        cols = slice(None) if sd.n_units == n else sd.units
+        q = ind.q_observed(k, stage_idx)
+        d, qd = ind.decide(k, q, stage_idx)
+        prop = propensity_for(propensities[k], sd, design, idx)
+        before = ratio[:, cols]
+        after = np.where(d == sd.a[None, :], before / select_arm(prop, sd.a), 0.0)
+        if aug is not None:
+            aug[:, cols] += (before - after) * (past_reward[cols][None, :] + qd)
+        ratio[:, cols] = after
+        past_reward = past_reward + sd.reward
+        if k < ind.K - 1:
+            stage_idx = ind.fits[k].ancestor[stage_idx]  # type: ignore[union-attr,index]
+    if aug is not None:
+        return ratio * G[None, :] + aug, None
+    return ratio * G[None, :], ratio

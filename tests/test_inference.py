@@ -180,7 +180,7 @@ def test_nonregular_scenario_is_not_overconfident():
     A calibrated posterior puts P(A1 = 1 optimal) in the extreme 5% tails in about 5% of
     replicates; an overconfident one in most of them.
     """
-    scn = bd.scenario("chakraborty_1")
+    scn = bd.scenario("chakraborty01_1")
     stages = [bd.Stage(s.treatment, main=s.main, contrast=s.contrast) for s in scn.stages]
     extreme = []
     for rep in range(50):
@@ -314,7 +314,7 @@ def test_netcdf_keeps_column_types(tmp_path):
         post_bad.to_netcdf(str(tmp_path / "bad.nc"))
 
 
-@pytest.mark.parametrize(("name", "propagation"), [("chakraborty_1", "mean"), ("chakraborty_3", "predictive")])
+@pytest.mark.parametrize(("name", "propagation"), [("chakraborty01_1", "mean"), ("chakraborty01_3", "predictive")])
 def test_stage1_contrast_coverage_full_size(name, propagation):
     """Full-size calibration (200 replicates, n = 300; ~5 s each with the exact engine): the 95% interval
     of the stage-1 contrasts covers the truth at about its nominal rate (measured 0.97/0.965 and

@@ -40,7 +40,8 @@ def _within(sc: Scenario, df: pd.DataFrame, value: float, k: float = 4.0) -> Non
 def test_list_scenarios() -> None:
     names = list_scenarios()
     assert names[0] == "two_stage_cont"
-    assert [f"chakraborty_{i}" for i in range(1, 10)] == [n for n in names if "chak" in n]
+    assert [f"chakraborty01_{i}" for i in range(1, 10)] == [n for n in names if n.startswith("chakraborty01_")]
+    assert [f"chakraborty_ex{e}" for e in "123456ABC"] == [n for n in names if n.startswith("chakraborty_ex")]
     assert {"k_stage", "multisite_smart"} <= set(names)
 
 
@@ -220,12 +221,12 @@ SOURCE_PSI10 = {3: -1.0, 4: -1.48, 5: -1.0, 6: -0.0814, 7: 0.2998, 8: -1.0, 9: -
 
 @pytest.mark.parametrize("index", sorted(SOURCE_PSI10))
 def test_chakraborty_stage1_blip_matches_source(index: int) -> None:
-    psi = scenario(f"chakraborty_{index}").truth["psi"]["A1"]
+    psi = scenario(f"chakraborty01_{index}").truth["psi"]["A1"]
     assert psi[0] == pytest.approx(SOURCE_PSI10[index], abs=5e-5)
 
 
 def test_chakraborty_exact_values() -> None:
-    sc = scenario("chakraborty_6")
+    sc = scenario("chakraborty01_6")
     reg = Regime.dynamic(
         {
             "A1": lambda d: (d["X1"] > 0).astype(int).to_numpy(),
@@ -237,8 +238,8 @@ def test_chakraborty_exact_values() -> None:
     for arms in enumerate_static(sc.treatments, sc.arms):
         dyn = Regime.dynamic({t: (lambda d, a=a: np.full(len(d), a)) for t, a in arms.items()})
         assert sc.true_value(dyn) == pytest.approx(sc.true_value(Regime.static(**arms)))
-    assert scenario("chakraborty_1").true_value("optimal") == 0.0
-    assert scenario("chakraborty_3").truth["nonregular"]
+    assert scenario("chakraborty01_1").true_value("optimal") == 0.0
+    assert scenario("chakraborty01_3").truth["nonregular"]
 
 
 # --------------------------------------------------------------------------- k_stage
@@ -270,3 +271,47 @@ def test_multisite_structure() -> None:
     other = scenario("multisite_smart", site_seed=99)
     assert not np.allclose(eff["u"], other.site_effects["u"])
     assert 8 <= scenario("multisite_smart", n_sites=20).site_effects.shape[0] == 20
+
+
+# --------------------------------------------------------------------------- published designs
+#: The "type" column of Chakraborty, Laber & Zhao (2013)'s table.
+PUBLISHED_TYPE = {
+    "1": "non-regular", "2": "near non-regular", "3": "non-regular", "4": "near non-regular",
+    "5": "non-regular", "6": "regular", "A": "regular", "B": "non-regular", "C": "near non-regular",
+}
+
+
+@pytest.mark.parametrize("example", sorted(PUBLISHED_TYPE))
+def test_published_regularity_follows_from_the_table(example: str) -> None:
+    """Non-regular iff gamma5 + gamma6 O2 + gamma7 A1 = 0 for some (O2, A1) in {-1, 1}^2."""
+    sc = scenario(f"chakraborty_ex{example}")
+    g = sc.gamma
+    contrasts = [g[4] + g[5] * o2 + g[6] * a1 for o2 in (-1, 1) for a1 in (-1, 1)]
+    assert sc.truth["nonregular"] == (min(abs(c) for c in contrasts) == 0)
+    assert sc.truth["nonregular"] == (PUBLISHED_TYPE[example] == "non-regular")
+    # "near non-regular": some contrast within 0.02 of zero but none exactly zero
+    near = 0 < min(abs(c) for c in contrasts) <= 0.02
+    assert near == (PUBLISHED_TYPE[example] == "near non-regular")
+
+
+def test_published_example_3_is_the_qlearn_example() -> None:
+    """qLearn.Rd: Y = -0.5 A1 + 0.5 A2 + 0.5 A1 A2 + e, P(O2 = 1) = expit(0.5 O1 + 0.5 A1)."""
+    sc = scenario("chakraborty_ex3")
+    df = sc.sample(20, seed=1)
+    assert set(df["A1"]) <= {-1, 1} and set(df["O2"]) <= {-1, 1}
+    mean = -0.5 * df.A1 + 0.5 * df.A2 + 0.5 * df.A1 * df.A2
+    np.testing.assert_allclose(sc._conditional_mean(df), mean)
+    # both stage-1 arms have value 0.5 under optimal stage-2 play: psi_10 = psi_11 = 0
+    np.testing.assert_allclose(sc.truth["psi"]["A1"], [0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(sc.truth["psi"]["A2"], [1.0, 0.0, 1.0])  # 2 x (gamma5, gamma6, gamma7)
+    np.testing.assert_allclose(sc.truth["psi_published"]["A2"], [0.5, 0.0, 0.5])
+    assert sc.true_value("optimal") == pytest.approx(0.5)
+    # static values in closed form: E[Y] = gamma3 a1 + a2 (gamma5 + gamma7 a1)
+    for a1 in (-1, 1):
+        for a2 in (-1, 1):
+            assert sc.true_value(Regime.static(A1=a1, A2=a2)) == pytest.approx(-0.5 * a1 + a2 * (0.5 + 0.5 * a1))
+
+
+def test_old_chakraborty_names_point_to_both_families() -> None:
+    with pytest.raises(SpecificationError, match=r"renamed 'chakraborty01_3'.*chakraborty_ex1"):
+        scenario("chakraborty_3")

@@ -110,7 +110,7 @@ def test_compare_table_and_differences(cont):
 def test_nonregular_p_best_is_not_overconfident():
     """Chakraborty et al. scenario 1 (no effects): among the four static regimes the top P(best)
     exceeds 0.95 in at most 10% of 50 replicates."""
-    scn = bd.scenario("chakraborty_1")
+    scn = bd.scenario("chakraborty01_1")
     stages = [bd.Stage(s.treatment, main=s.main, contrast=s.contrast) for s in scn.stages]
     regimes = _static_regimes(scn)
     confident = []

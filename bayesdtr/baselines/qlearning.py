@@ -64,11 +64,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import linalg
+from scipy.special import ndtri
 
 from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import FitError
 
-__all__ = ["QLearningResult", "QLearningStage", "qlearning"]
+__all__ = ["QLearningResult", "QLearningStage", "m_out_of_n", "nonregularity", "qlearning"]
 
 #: Upper bound on replicates x units held in one bootstrap block (float64 elements).
 _BLOCK_ELEMENTS = 4_000_000
@@ -117,6 +118,7 @@ class QLearningStage:
     q: np.ndarray
     feasible: np.ndarray
     boot_coef: pd.DataFrame | None = None
+    contrast_design: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -157,6 +159,8 @@ class QLearningResult:
     boot_value: np.ndarray | None = None
     bootstrap: int = 0
     seed: int | None = None
+    resample_size: int = 0
+    nonregularity: float | None = None
     n_singular: int = 0
     seconds: float = 0.0
     _names: dict[str, int] = field(default_factory=dict, repr=False)
@@ -229,20 +233,36 @@ class QLearningResult:
         for st in self.stages:
             tab = pd.DataFrame({"estimate": st.coef, "se": st.se})
             if st.boot_coef is not None:
-                tab["boot_se"] = st.boot_coef.std(axis=0, ddof=1)
-                tab[f"boot_{lo:.3g}"] = st.boot_coef.quantile(lo, axis=0)
-                tab[f"boot_{hi:.3g}"] = st.boot_coef.quantile(hi, axis=0)
+                tab["boot_se"] = st.boot_coef.std(axis=0, ddof=1) * self._shrink
+                low, high = self._interval(st.coef.to_numpy(), st.boot_coef.to_numpy(), lo, hi)
+                tab[f"boot_{lo:.3g}"], tab[f"boot_{hi:.3g}"] = low, high
             tab.index = [f"{st.treatment}::{i}" for i in tab.index]
             rows.append(tab)
         val = {"estimate": self.value, "se": np.nan}
         if self.boot_value is not None:
+            low, high = self._interval(np.array([self.value]), self.boot_value[:, None], lo, hi)
             val |= {
-                "boot_se": float(np.std(self.boot_value, ddof=1)),
-                f"boot_{lo:.3g}": float(np.quantile(self.boot_value, lo)),
-                f"boot_{hi:.3g}": float(np.quantile(self.boot_value, hi)),
+                "boot_se": float(np.std(self.boot_value, ddof=1)) * self._shrink,
+                f"boot_{lo:.3g}": float(low[0]),
+                f"boot_{hi:.3g}": float(high[0]),
             }
         rows.append(pd.DataFrame(val, index=["value"]))
         return pd.concat(rows)
+
+    @property
+    def _shrink(self) -> float:
+        """sqrt(m / n): the scale of an m-out-of-n replicate's deviation at sample size n."""
+        n = len(self.index)
+        return float(np.sqrt((self.resample_size or n) / n))
+
+    def _interval(self, est: np.ndarray, boot: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Percentile interval (m = n), or the m-out-of-n interval of Chakraborty et al. (2013):
+        :math:`[\hat\theta - c_{hi}/\sqrt n, \hat\theta - c_{lo}/\sqrt n]` with :math:`c` the
+        quantiles of :math:`\sqrt m(\theta^*_m - \hat\theta)`."""
+        if not self.resample_size or self.resample_size == len(self.index):
+            return np.quantile(boot, lo, axis=0), np.quantile(boot, hi, axis=0)
+        dev = (boot - est[None, :]) * self._shrink
+        return est - np.quantile(dev, hi, axis=0), est - np.quantile(dev, lo, axis=0)
 
     def __repr__(self) -> str:
         boot = f", bootstrap B={self.bootstrap}" if self.bootstrap else ""
@@ -375,7 +395,9 @@ def _bootstrap_block(
 # --------------------------------------------------------------------------- public
 
 
-def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLearningResult:
+def qlearning(
+    model: Any, *, bootstrap: int = 0, seed: int | None = None, resample_size: int | None = None
+) -> QLearningResult:
     r"""Frequentist Q-learning (OLS backward induction) of a :class:`~bayesdtr.DTRModel`.
 
     Fits each stage's Q-function by ordinary least squares, from the last stage back to the
@@ -394,6 +416,9 @@ def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLe
     seed : int or None
         Seed of the bootstrap resampling (``numpy.random.default_rng``); the same seed gives
         identical replicates.
+    resample_size : int or None
+        Units m drawn (with replacement) per replicate; None for n (the ordinary bootstrap).
+        See :func:`m_out_of_n` for the adaptive choice of Chakraborty, Laber and Zhao (2013).
 
     Returns
     -------
@@ -448,6 +473,12 @@ def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLe
         raise FitError(f"seed= must be a non-negative integer or None; got {seed!r}.")
     B = int(bootstrap)
     n = design.n
+    if resample_size is None:
+        m = n
+    elif isinstance(resample_size, bool) or not isinstance(resample_size, Integral) or not 2 <= int(resample_size) <= n:
+        raise FitError(f"resample_size= must be an integer in [2, n={n}] or None; got {resample_size!r}.")
+    else:
+        m = int(resample_size)
     arrays = _stage_arrays(design)
     K = len(arrays)
 
@@ -482,6 +513,7 @@ def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLe
             target=T,
             q=q,
             feasible=sd.feasible,
+            contrast_design=sd.X_contrast,
         )
         V = np.array(T_full, dtype=float, copy=True)
         V[u] = np.max(np.where(sd.feasible, q, -np.inf), axis=1)
@@ -500,13 +532,13 @@ def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLe
         singular = np.zeros(B, dtype=bool)
         for start in range(0, B, block):
             b = min(block, B - start)
-            idx = rng.integers(0, n, size=(b, n))
+            idx = rng.integers(0, n, size=(b, m))
             w = (
                 np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n)
                 .reshape(b, n)
                 .astype(float)
             )
-            thetas, vals, sing = _bootstrap_block(arrays, design, w)
+            thetas, vals, sing = _bootstrap_block(arrays, design, w * (n / m))
             sl = slice(start, start + b)
             for k in range(K):
                 boot_theta[k][sl] = thetas[k]
@@ -532,6 +564,84 @@ def qlearning(model: Any, *, bootstrap: int = 0, seed: int | None = None) -> QLe
         boot_value=boot_value,
         bootstrap=B,
         seed=None if seed is None else int(seed),
+        resample_size=m,
         n_singular=n_singular,
         seconds=time.perf_counter() - t0,
     )
+
+
+def nonregularity(result: QLearningResult, stage: int | str = 2, *, level: float = 0.95) -> float:
+    r"""Estimated share of units near the decision boundary at ``stage``, :math:`\hat p`.
+
+    A unit counts when the interval of its estimated contrast, built from the stage's OLS
+    coefficient intervals by interval arithmetic, contains 0 (DTRreg's non-regularity
+    estimate; with more than two arms, any non-reference contrast).
+    """
+    st = result.stage(stage)
+    z = float(ndtri(1 - (1 - level) / 2))
+    coef, se = st.coef.to_numpy(), st.se.to_numpy()
+    # contrasts are q[:, j] - q[:, 0] = x' psi_j: rebuild the contrast design from the fitted Q
+    names = list(st.coef.index)
+    near = np.zeros(st.n_units, dtype=bool)
+    for arm in st.arms[1:]:
+        cols = [i for i, nm in enumerate(names) if nm.startswith(f"psi[{arm}, ")]
+        H = st.contrast_design  # (n_k, terms)
+        lo_c, hi_c = coef[cols] - z * se[cols], coef[cols] + z * se[cols]
+        pos, neg = np.maximum(H, 0.0), np.minimum(H, 0.0)
+        blip_lo = pos @ lo_c + neg @ hi_c
+        blip_hi = pos @ hi_c + neg @ lo_c
+        near |= (blip_lo < 0) & (blip_hi > 0)
+    return float(near.mean())
+
+
+def m_out_of_n(
+    model: Any, *, bootstrap: int = 1000, alpha: float = 0.1, seed: int | None = None
+) -> QLearningResult:
+    r"""Q-learning with the adaptive m-out-of-n bootstrap (Chakraborty, Laber and Zhao 2013).
+
+    Resamples :math:`m = \lfloor n^{(1 + \alpha(1 - \hat p))/(1 + \alpha)} \rfloor` units per
+    replicate, where :math:`\hat p` is the estimated share of units whose stage-2 contrast
+    may be 0 (:func:`nonregularity`), so m = n in a regular problem and shrinks as the
+    non-regularity grows. ``result.summary()`` then reports the m-out-of-n intervals
+    :math:`[\hat\theta - c_{0.975}/\sqrt n,\ \hat\theta - c_{0.025}/\sqrt n]`, with :math:`c`
+    the quantiles of :math:`\sqrt m(\theta^*_m - \hat\theta)`.
+
+    Parameters
+    ----------
+    model : DTRModel
+        As for :func:`qlearning` (two or more stages).
+    bootstrap : int, default 1000
+        Replicates.
+    alpha : float, default 0.1
+        Tuning constant. DTRreg's ``chooseM`` picks it by a double bootstrap (B1 x B2 refits,
+        the smallest value on a 0.025 grid whose estimated coverage reaches 95%); this
+        baseline fixes it (0.1 by default), which the double bootstrap's cost would otherwise
+        dominate in a simulation study.
+    seed : int or None
+        Seed of the resampling.
+
+    Returns
+    -------
+    QLearningResult
+        With ``resample_size`` m and ``nonregularity`` :math:`\hat p` set.
+
+    Examples
+    --------
+    >>> import bayesdtr as bd
+    >>> from bayesdtr.baselines import m_out_of_n
+    >>> scn = bd.scenario("chakraborty_ex1")
+    >>> res = m_out_of_n(bd.DTRModel(scn.sample(300, seed=1), scn.stages, outcome="Y"), bootstrap=200, seed=1)
+    >>> res.resample_size < 300
+    True
+    """
+    if not (isinstance(alpha, float | int) and not isinstance(alpha, bool) and alpha > 0):
+        raise FitError(f"alpha= must be a positive number (e.g. 0.1); got {alpha!r}.")
+    point = qlearning(model)
+    if len(point.stages) < 2:
+        raise FitError("m_out_of_n needs at least two stages (the non-regularity is at stage 2).")
+    p = nonregularity(point, 2)
+    n = len(point.index)
+    m = max(2, min(n, int(np.floor(n ** ((1 + alpha * (1 - p)) / (1 + alpha))))))
+    res = qlearning(model, bootstrap=bootstrap, seed=seed, resample_size=m)
+    res.nonregularity = p
+    return res

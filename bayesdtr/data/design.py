@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +177,43 @@ class DTRDesign:
     @property
     def treatments(self) -> list[str]:
         return [s.treatment for s in self.stages]
+
+    def subset(self, rows: np.ndarray) -> DTRDesign:
+        """The design of the units at positions ``rows`` (0..n-1), with the same encodings.
+
+        Term names, arm labels, group levels and specs are kept, so coefficients fitted on one
+        subset apply to the design matrices of another (cross-fitting). Rows keep their order.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1 or len(rows) == 0 or np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= self.n:
+            raise SpecificationError(
+                f"subset rows must be increasing positions in 0..{self.n - 1}; got {len(rows)} rows."
+            )
+        new_pos = np.full(self.n, -1, dtype=np.int64)
+        new_pos[rows] = np.arange(len(rows))
+        stages = []
+        for sd in self.stages:
+            keep = new_pos[sd.units] >= 0
+            stages.append(
+                dataclasses.replace(
+                    sd,
+                    units=new_pos[sd.units[keep]],
+                    a=sd.a[keep],
+                    X_main=sd.X_main[keep],
+                    X_contrast=sd.X_contrast[keep],
+                    feasible=sd.feasible[keep],
+                    reward=sd.reward[rows],
+                    X_prop=None if sd.X_prop is None else sd.X_prop[keep],
+                )
+            )
+        return dataclasses.replace(
+            self,
+            data=self.data.iloc[rows],
+            stages=stages,
+            y=self.y[rows],
+            group_codes=None if self.group_codes is None else self.group_codes[rows],
+            data_hash=f"{self.data_hash}[subset {len(rows)}]",
+        )
 
     def stage(self, stage: int | str) -> StageDesign:
         """Look up a stage by 1-based number or treatment name."""

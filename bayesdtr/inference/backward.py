@@ -42,7 +42,7 @@ from bayesdtr.regimes import Regime
 
 __all__ = ["FitSettings", "Induction", "stage_engines"]
 
-Propagation = Literal["mean", "predictive", "augmented"]
+Propagation = Literal["mean", "predictive", "augmented", "dr"]
 
 
 @dataclass
@@ -150,6 +150,7 @@ class Induction:
         seeds = seed.spawn(self.K + 1)
         self.rngs = [np.random.default_rng(s) for s in seeds]
         self._fixed: dict[int, np.ndarray] = {}
+        self._map: dict[int, np.ndarray] = {}
         self._tallies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         regime.check_covers(design.treatments)
 
@@ -250,6 +251,18 @@ class Induction:
         elif prop == "augmented":
             qa = select_arm(q, sd.a)
             V[:, sd.units] = T[:, sd.units] + qd - qa
+        elif prop in ("dr", "dr_map", "augmented_map"):
+            qa = select_arm(q, sd.a)
+            if prop != "dr" and self.regime.follows_optimal(sd.treatment):
+                d = np.broadcast_to(self.map_decisions(k), qd.shape)
+                qd = select_arm(q, d)
+            if prop == "augmented_map":
+                V[:, sd.units] = T[:, sd.units] + qd - qa
+            else:
+                prop_k = propensity_for(self.propensities[k], sd, self.design, idx)
+                pa = select_arm(prop_k, sd.a)
+                followed = d == sd.a[None, :]
+                V[:, sd.units] = qd + np.where(followed, (T[:, sd.units] - qa) / pa, 0.0)
         else:  # predictive
             rng = self.rngs[k]
             if self.family(k) == "bernoulli":
@@ -259,6 +272,21 @@ class Induction:
                 draw = qd + sigma[:, None] * rng.standard_normal(qd.shape)
             V[:, sd.units] = np.where(d == sd.a[None, :], T[:, sd.units], draw)
         return V
+
+    def map_decisions(self, k: int) -> np.ndarray:
+        """The arm most often optimal across stage k's draws, for each of its units."""
+        if k not in self._map:
+            sd = self.design.stages[k]
+            counts = np.zeros((sd.n_arms, sd.n_units))
+            step = self.chunk_size(k)
+            for start in range(0, self.fits[k].n, step):  # type: ignore[union-attr]
+                idx = np.arange(start, min(self.fits[k].n, start + step))  # type: ignore[union-attr]
+                best = best_arm(self.q_observed(k, idx), sd.feasible)[0]
+                for j in range(sd.n_arms):
+                    counts[j] += np.count_nonzero(best == j, axis=0)
+            counts[~sd.feasible.T] = -1
+            self._map[k] = np.argmax(counts, axis=0)
+        return self._map[k]
 
     def stage1_values(self, idx: np.ndarray) -> np.ndarray:
         """Per-unit value of the regime from stage 1 on (Q-based): (len(idx), n)."""

@@ -14,7 +14,16 @@ from scipy.special import expit
 
 from bayesdtr.data.design import StageDesign
 
-__all__ = ["StageDraws", "PropensityDraws", "best_arm", "q_arms", "q_linear", "q_response", "select_arm"]
+__all__ = [
+    "StageDraws",
+    "PropensityDraws",
+    "best_arm",
+    "posterior_mean",
+    "q_arms",
+    "q_linear",
+    "q_response",
+    "select_arm",
+]
 
 
 @dataclass
@@ -39,6 +48,29 @@ class StageDraws:
     @property
     def n(self) -> int:
         return self.theta.shape[0]
+
+
+def posterior_mean(fit: StageDraws) -> StageDraws:
+    """A one-draw StageDraws holding the posterior means of ``fit``'s location parameters.
+
+    The linear predictor is linear in the parameters, so Q at the posterior means is the
+    posterior mean of Q (on the probability scale of a Bernoulli stage, approximately).
+    """
+
+    def mean(x):
+        return None if x is None else x.mean(axis=0, keepdims=True)
+
+    return StageDraws(
+        theta=mean(fit.theta),
+        sigma=mean(fit.sigma),
+        chains=1,
+        draws=1,
+        engine=fit.engine,
+        family=fit.family,
+        group_intercept=mean(fit.group_intercept),
+        group_contrast=mean(fit.group_contrast),
+        extras={k: mean(v) for k, v in fit.extras.items()},
+    )
 
 
 @dataclass

@@ -20,10 +20,12 @@ Scenarios
 ``"two_stage_cont"``
     DTRreg's ``twoStageCont`` generator (``cran/DTRreg``, ``R/data_generate.R``); see
     :class:`~bayesdtr.simulate._two_stage_cont.TwoStageCont`.
-``"chakraborty_1"`` ... ``"chakraborty_9"``
-    The nine non-regular scenarios used by Chakraborty, Laber and Zhao (2013), as coded (0/1
-    treatments) in public dWOLS replication scripts; the paper's own table was not readable.
-    See :mod:`bayesdtr.simulate._chakraborty`.
+``"chakraborty_ex1"`` ... ``"chakraborty_ex6"``, ``"chakraborty_exA"`` ... ``"chakraborty_exC"``
+    The published non-regular designs of Chakraborty, Laber and Zhao (2013), treatments and
+    covariates coded -1/+1. See :mod:`bayesdtr.simulate._chakraborty`.
+``"chakraborty01_1"`` ... ``"chakraborty01_9"``
+    A 0/1-coded adaptation of those designs from public dWOLS replication scripts (not the
+    published family: the bootstrap does not fail in it). Formerly ``"chakraborty_1"`` ...
 ``"k_stage"``
     K-stage SMART after DTRlearn2's ``sim_Kstage`` (``cran/DTRlearn2``), modified so that
     linear Q-models are correctly specified; optimal value K. Keyword arguments ``K``,
@@ -47,6 +49,8 @@ from bayesdtr.simulate._base import Scenario, enumerate_static
 from bayesdtr.simulate._chakraborty import (
     CHAKRABORTY_DELTA,
     CHAKRABORTY_GAMMA,
+    PUBLISHED_DELTA,
+    PUBLISHED_GAMMA,
     ChakrabortyScenario,
 )
 from bayesdtr.simulate._kstage import KStage
@@ -59,6 +63,8 @@ __all__ = [
     "ChakrabortyScenario",
     "KStage",
     "MultisiteSmart",
+    "PUBLISHED_DELTA",
+    "PUBLISHED_GAMMA",
     "Scenario",
     "TwoStageCont",
     "enumerate_static",
@@ -67,16 +73,21 @@ __all__ = [
 ]
 
 
-def _chakraborty(index: int) -> Callable[..., Scenario]:
+def _chakraborty(example: str | int, coding: str) -> Callable[..., Scenario]:
     def build(**kwargs: Any) -> Scenario:
-        return ChakrabortyScenario(index, **kwargs)
+        return ChakrabortyScenario(example, coding, **kwargs)  # type: ignore[arg-type]
 
     return build
 
 
+#: Old names of the 0/1-coded adaptation, refused with a pointer to both families.
+_RENAMED = {f"chakraborty_{i}": f"chakraborty01_{i}" for i in range(1, 10)}
+
+
 _REGISTRY: dict[str, Callable[..., Scenario]] = {
     "two_stage_cont": TwoStageCont,
-    **{f"chakraborty_{i}": _chakraborty(i) for i in range(1, 10)},
+    **{f"chakraborty_ex{e}": _chakraborty(e, "pm1") for e in PUBLISHED_GAMMA},
+    **{f"chakraborty01_{i}": _chakraborty(i, "01") for i in range(1, 10)},
     "k_stage": KStage,
     "multisite_smart": MultisiteSmart,
 }
@@ -108,6 +119,12 @@ def scenario(name: str, **kwargs: Any) -> Scenario:
         If the name is unknown (the message lists the valid names) or a keyword argument is
         not accepted by that scenario.
     """
+    if isinstance(name, str) and name in _RENAMED:
+        raise SpecificationError(
+            f"Scenario {name!r} was renamed {_RENAMED[name]!r}: it is a 0/1-coded adaptation, not "
+            f"the published design. The published -1/+1 designs are "
+            f"{[n for n in _REGISTRY if n.startswith('chakraborty_ex')]}."
+        )
     if not isinstance(name, str) or name not in _REGISTRY:
         raise SpecificationError(
             f"Unknown scenario {name!r}. Valid names: {', '.join(list_scenarios())}."

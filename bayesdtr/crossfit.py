@@ -1,0 +1,261 @@
+r"""Cross-fitted values: a rule learned on some folds, its value estimated on the others.
+
+The plug-in posterior of the optimal value, :math:`\frac1n\sum_i \max_a Q_1^{(s)}(H_i, a)`, is
+optimistic wherever arms are close: the posterior mean of a maximum exceeds the maximum of
+the means, and evaluating a rule on the data that chose it rewards the noise it was chosen
+for. Near decision boundaries (non-regular designs) its 95% interval covered the true optimal
+value in only 26-72% of replicates. Cross-fitting separates the two roles of the data.
+
+**Algorithm.** Split the n units into F folds (stratified by the stage-1 arm and the group).
+For each fold f:
+
+1. fit the whole model (propensities, every stage's Q-function) on the other folds,
+   :math:`-f`;
+2. learn the rule :math:`\hat d_{-f}` from that posterior: for ``"optimal"`` the arm most often
+   optimal across its draws (the ``"map"`` rule of :meth:`~bayesdtr.DTRPosterior.rule`), for
+   an estimated rule from ``post.rule(kind)`` the same ``kind``; a fixed regime stays fixed;
+3. compute, for each unit i of fold f and each draw s, its contribution
+   :math:`\phi_i^{(s)}` to the value of :math:`\hat d_{-f}`, with nuisances from the
+   :math:`-f` fit only:
+
+   - ``method="aipw"``: the augmented inverse-probability-weighted return of
+     :mod:`bayesdtr.values` (Zhang et al. 2013), with the Q-functions of
+     :math:`\hat d_{-f}` fitted on :math:`-f` (backward induction following the rule) and the
+     :math:`-f` propensity draws;
+   - ``method="ipw"``: the inverse-probability-weighted return (Hajek ratio);
+   - ``method="q"``: :math:`Q_1^{(s)}(H_i, \hat d_{-f}(H_i))` with the Q-functions of
+     :math:`\hat d_{-f}` fitted on fold f itself (a fixed rule, so no maximum is taken).
+
+The value draws pool all n contributions with the posterior's Bayesian-bootstrap weights
+:math:`\omega^{(s)}` (the same weights every regime and method sees for draw s):
+
+.. math::
+
+    V^{(s)} = \frac{\sum_{i=1}^n \omega_i^{(s)} \phi_i^{(s)}}{\sum_i \omega_i^{(s)}}.
+
+**Estimand.** The average value of the fold rules, :math:`\frac1F\sum_f V(\hat d_{-f})`:
+the value of the rule the data would have you adopt, learned on :math:`(F-1)/F` of the units.
+It equals the optimal value :math:`V(d^*)` wherever the optimal rule is not unique (every
+choice among tied arms is optimal) or the arms are well separated, and falls below it by the
+regret of the fold rules otherwise (near, but not at, a boundary). This is the construction
+whose validity under non-unique optimal rules Luedtke and van der Laan (2016, *Annals of
+Statistics* 44:713) establish for sample splitting; bayesdtr's version is Bayesian in that the
+contributions carry the fold posteriors' draws and the Bayesian bootstrap carries the sampling
+of the units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from bayesdtr.data.design import DTRDesign
+from bayesdtr.exceptions import FitError
+from bayesdtr.inference.backward import Induction
+from bayesdtr.inference.draws import PropensityDraws, best_arm, posterior_mean, q_arms
+from bayesdtr.inference.propensity_fit import fit_propensities
+from bayesdtr.regimes import Regime
+from bayesdtr.values import check_propensities, unit_terms
+
+if TYPE_CHECKING:
+    from bayesdtr.posterior import DTRPosterior
+
+__all__ = ["CrossFit", "fold_labels", "DEFAULT_FOLDS"]
+
+#: Folds used by ``crossfit="auto"``.
+DEFAULT_FOLDS = 5
+#: Posterior draws (thinned) that decide the arm most often optimal of a fold rule.
+RULE_DRAWS = 200
+
+
+def fold_labels(design: DTRDesign, folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold of each unit (0..folds-1), stratified by stage-1 arm and group.
+
+    Within each stratum the units are shuffled and dealt to the folds in turn, so every
+    training set sees every stage-1 arm and group that has at least two units.
+    """
+    sd = design.stages[0]
+    key = np.full(design.n, -1, dtype=np.int64)
+    key[sd.units] = sd.a
+    if design.group_codes is not None:
+        key = key * (len(design.group_levels) + 1) + design.group_codes
+    labels = np.empty(design.n, dtype=np.int64)
+    offset = int(rng.integers(folds))
+    for value in np.unique(key):
+        members = rng.permutation(np.flatnonzero(key == value))
+        labels[members] = (offset + np.arange(len(members))) % folds
+        offset = (offset + len(members)) % folds
+    return labels
+
+
+@dataclass
+class _Fold:
+    """One fold: its training and held-out designs and the training posterior."""
+
+    test: np.ndarray
+    train_design: DTRDesign
+    test_design: DTRDesign
+    propensities: list[PropensityDraws | None]
+    optimal: Induction
+
+
+class CrossFit:
+    """The fold posteriors of one posterior, fitted once and shared by every regime.
+
+    Parameters
+    ----------
+    post : DTRPosterior
+        The full-data posterior (its settings, priors, seed and Bayesian-bootstrap weights
+        are reused).
+    folds : int
+        Number of folds F >= 2.
+    """
+
+    def __init__(self, post: DTRPosterior, folds: int) -> None:
+        self.post = post
+        self.folds = folds
+        design = post.design
+        if design.n < 2 * folds:
+            raise FitError(
+                f"crossfit={folds} needs at least {2 * folds} units; the data have {design.n}. "
+                "Use fewer folds or crossfit=0 (the plug-in posterior)."
+            )
+        root = post._child(f"crossfit/{folds}")
+        s_folds, s_fits = root.spawn(2)
+        labels = fold_labels(design, folds, np.random.default_rng(s_folds))
+        settings = post.settings
+        priors = post.model.stage_priors
+        self.fold_list: list[_Fold] = []
+        for f, seed in enumerate(s_fits.spawn(folds)):
+            test = np.flatnonzero(labels == f)
+            train = np.flatnonzero(labels != f)
+            train_design = design.subset(train)
+            s_prop, s_ind = seed.spawn(2)
+            props = fit_propensities(
+                train_design,
+                priors,
+                draws=settings.draws,
+                tune=settings.tune,
+                chains=settings.chains,
+                sampler=settings.sampler,
+                rng=np.random.default_rng(s_prop),
+                progressbar=False,
+            )
+            ind = Induction(
+                train_design, settings, priors, props, Regime.optimal(), s_ind, post.induction.samplers
+            )
+            ind.run()
+            self.fold_list.append(_Fold(test, train_design, design.subset(test), props, ind))
+        self._rules: dict[str, list[Regime]] = {}
+
+    # ------------------------------------------------------------------ rules
+    def fold_rule(self, f: int, regime: Regime, kind: str) -> Regime:
+        """The rule of fold ``f``: ``regime`` with its learned stages learned on fold -f.
+
+        Stages that follow the optimal rule (or every stage of an estimated rule) get the arm
+        most often optimal (``kind="map"``) or the argmax of the posterior-mean Q (``"mean"``)
+        under fold -f's posterior, for every unit of the data; other stages keep ``regime``'s
+        rule.
+        """
+        design = self.post.design
+        fold = self.fold_list[f]
+        learned = regime.is_optimal or regime.learned is not None
+        S = self.post.n_samples
+        idx = np.unique(np.linspace(0, S - 1, min(RULE_DRAWS, S)).astype(np.int64))
+        rules = {}
+        for k, sd in enumerate(design.stages):
+            if not (learned or regime.follows_optimal(sd.treatment)):
+                rules[sd.treatment] = _Lookup.of_regime(regime, sd.treatment)
+                continue
+            fit = fold.optimal.fits[k]
+            g = None if design.group_codes is None else design.group_codes[sd.units]
+            if kind == "mean":
+                q = q_arms(sd, posterior_mean(fit), np.zeros(1, dtype=np.int64), sd.X_main, sd.X_contrast, g)
+                codes = best_arm(q, sd.feasible)[0][0]
+            else:
+                best = best_arm(q_arms(sd, fit, idx, sd.X_main, sd.X_contrast, g), sd.feasible)[0]
+                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])
+                counts = np.where(sd.feasible.T, counts, -1)
+                codes = np.argmax(counts, axis=0)
+            labels = pd.Series(sd.arm_coord[codes], index=design.data.index[sd.units])
+            rules[sd.treatment] = _Lookup(labels, sd.treatment)
+        return Regime.dynamic(rules, name=f"{regime.name} [fold {f + 1}/{self.folds}]")
+
+    # ------------------------------------------------------------------ values
+    def contributions(self, regime: Regime, method: str, kind: str) -> list[tuple[np.ndarray, Induction]]:
+        """Per fold: the held-out positions and the induction that evaluates the fold rule."""
+        post = self.post
+        settings, priors = post.settings, post.model.stage_priors
+        out = []
+        for f, fold in enumerate(self.fold_list):
+            rule = self.fold_rule(f, regime, kind)
+            seed = post._child(f"crossfit/{self.folds}/{f}/{method}/{regime.name}")
+            if method == "q":
+                # Q-functions of the fixed fold rule, fitted on the held-out fold itself
+                ev = Induction(fold.test_design, settings, priors, fold.propensities, rule, seed, post.induction.samplers)
+                ev.run()
+            else:
+                check_propensities(fold.train_design, fold.propensities, method)
+                s_train, s_test = seed.spawn(2)
+                follow = Induction(
+                    fold.train_design, settings, priors, fold.propensities, rule, s_train, post.induction.samplers
+                )
+                follow.run(last=fold.optimal.fits[-1])
+                ev = Induction(fold.test_design, settings, priors, fold.propensities, rule, s_test, post.induction.samplers)
+                ev.fits = follow.fits
+            out.append((fold.test, ev))
+        return out
+
+    def value(self, regime: Regime, method: str, kind: str = "map") -> np.ndarray:
+        """Flat value draws of ``regime`` (one per posterior draw), pooled over the folds."""
+        post = self.post
+        n = post.design.n
+        folds = self.contributions(regime, method, kind)
+        out = np.empty(post.n_samples)
+        for idx in post._bb_chunks():
+            omega = post._bb_weights(idx)
+            num = np.empty((len(idx), n))
+            den = np.ones((len(idx), n)) if method == "ipw" else None
+            for f, (test, ev) in enumerate(folds):
+                if method == "q":
+                    num[:, test] = ev.stage1_values(idx)
+                else:
+                    a, b = unit_terms(ev, self.fold_list[f].propensities, idx, method)
+                    num[:, test] = a
+                    if den is not None:
+                        den[:, test] = b
+            if den is None:
+                out[idx] = np.sum(omega * num, axis=1) / np.sum(omega, axis=1)
+            else:
+                d = np.sum(omega * den, axis=1)
+                if np.any(d == 0):
+                    raise FitError(
+                        "Cross-fitted IPW value is undefined: no unit followed the fold rules in "
+                        "some posterior draws. Use method='aipw' or 'q'."
+                    )
+                out[idx] = np.sum(omega * num, axis=1) / d
+        return out
+
+
+class _Lookup:
+    """A rule given by its arm for each unit of the data (looked up by row label)."""
+
+    def __init__(self, labels: pd.Series, treatment: str) -> None:
+        self.labels = labels
+        self.treatment = treatment
+
+    @classmethod
+    def of_regime(cls, regime: Regime, treatment: str):
+        return lambda df: regime.assign(treatment, df)
+
+    def __call__(self, df: pd.DataFrame) -> np.ndarray:
+        missing = ~df.index.isin(self.labels.index)
+        if missing.any():
+            raise FitError(
+                f"A cross-fitted rule of stage {self.treatment!r} is defined only for the fitted "
+                f"units; rows {list(df.index[missing][:5])} are not among them."
+            )
+        return self.labels.loc[df.index].to_numpy()
