@@ -18,7 +18,7 @@ from bayesdtr.simulate.methods import MethodResult, seed_int
 from bayesdtr.simulate.study import data_seed, method_seed, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-SCN = "chakraborty_3"
+SCN = "chakraborty_ex3"
 FAST = {"draws": 50, "chains": 2}
 
 

@@ -605,7 +605,7 @@ def simulation_study(
     Examples
     --------
     >>> import bayesdtr as bd
-    >>> res = bd.simulation_study("chakraborty_3", n=100, reps=2, seed=1, client="serial",
+    >>> res = bd.simulation_study("chakraborty_ex3", n=100, reps=2, seed=1, client="serial",
     ...     methods={"bayes": {"draws": 100, "chains": 2}}, estimands=["value_optimal"],
     ...     progressbar=False)
     >>> res.summary[["method", "estimand", "n_ok"]].to_dict("records")
