@@ -602,6 +602,14 @@ def simulation_study(
         ``client``, or a store holding a different study. A method that raises inside a
         replicate does not stop the study: its rows carry the error text.
 
+    Notes
+    -----
+    Workers are long-lived processes, so the compiled MCMC samplers that
+    :mod:`bayesdtr.inference.sampling` caches by model structure are compiled once per worker
+    and reused by every later replicate there (checked: a 6-replicate ``engine="mcmc"`` study on
+    2 workers compiled 2 models per worker; first replicates 130 s, later ones 0.25-1 s). The
+    ``seconds`` of a worker's first replicate include that compilation.
+
     Examples
     --------
     >>> import bayesdtr as bd
