@@ -41,7 +41,9 @@ from bayesdtr.plotting import (
 from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
 from bayesdtr.report import write_report
+from bayesdtr.simulate.methods import MethodResult
 from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
+from bayesdtr.simulate.study import StudyResult, simulation_study
 
 __version__ = "0.1.0"
 
@@ -55,12 +57,14 @@ __all__ = [
     "DataError",
     "FitError",
     "KnownPropensity",
+    "MethodResult",
     "PriorError",
     "Regime",
     "Scenario",
     "RegimeError",
     "SpecificationError",
     "Stage",
+    "StudyResult",
     "__version__",
     "list_datasets",
     "load",
@@ -73,5 +77,6 @@ __all__ = [
     "plot_value",
     "list_scenarios",
     "scenario",
+    "simulation_study",
     "write_report",
 ]

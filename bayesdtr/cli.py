@@ -1,17 +1,18 @@
-"""Command line: ``bayesdtr demo`` fits the bmiData analysis end to end."""
+"""Command line (click): ``bayesdtr demo`` fits the bmiData analysis end to end;
+``bayesdtr simulate SCENARIO`` runs a simulation study and writes its tables and plot."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
+import click
 import numpy as np
 import pandas as pd
 
 from bayesdtr.constants import HDI_PROB
 
-__all__ = ["main", "bmi_model"]
+__all__ = ["cli", "main", "bmi_model"]
 
 
 def bmi_model():
@@ -75,17 +76,123 @@ def demo(engine: str = "auto", seed: int = 1) -> int:
     return 0
 
 
+#: ``--methods`` names of ``bayesdtr simulate``: bayesdtr fit settings, or a baseline name.
+CLI_METHODS: dict[str, dict] = {
+    "bayes": {},
+    "bayes_augmented": {"propagation": "augmented"},
+    "bayes_predictive": {"propagation": "predictive"},
+    "bayes_robust": {"robust": True, "propagation": "augmented"},
+    "bayes_aipw": {"value": {"method": "aipw"}},
+}
+
+
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Bayesian dynamic treatment regimes.",
+)
+@click.pass_context
+def cli(ctx: click.Context) -> int | None:
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        return 2
+    return None
+
+
+@cli.command("demo", help="fit the bmiData two-stage analysis and print the results")
+@click.option("--engine", type=click.Choice(["auto", "conjugate", "mcmc"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo_command(engine: str, seed: int) -> int:
+    return demo(engine=engine, seed=seed)
+
+
+def _csv_list(value: str, name: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise click.BadParameter(f"give a comma-separated list; got {value!r}", param_hint=name)
+    return items
+
+
+@cli.command("simulate", help="run a simulation study of SCENARIO and write table.csv, summary.csv and coverage.png to --out")
+@click.argument("scenario")
+@click.option("--n", "n", type=int, required=True, help="units per simulated data set")
+@click.option("--reps", type=int, required=True, help="replicates")
+@click.option("--seed", type=int, required=True, help="seed of the study")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="output directory")
+@click.option(
+    "--methods", default="bayes,qlearning", show_default=True,
+    help="comma-separated: " + ", ".join(CLI_METHODS) + ", or a registered baseline (qlearning)",
+)
+@click.option("--estimands", default=None, help="comma-separated estimands (default: all)")
+@click.option("--draws", type=int, default=None, help="posterior draws per chain of the bayes methods")
+@click.option("--chains", type=int, default=None, help="chains of the bayes methods")
+@click.option("--store", type=click.Path(file_okay=False), default=None, help="checkpoint directory (resumes)")
+@click.option("--serial", is_flag=True, help="run in this process instead of a local dask cluster")
+@click.option("--scheduler", default=None, help="dask scheduler address, e.g. tcp://host:8786")
+@click.option("--level", type=float, default=0.95, show_default=True, help="nominal interval coverage")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def simulate_command(
+    scenario: str, n: int, reps: int, seed: int, out: str, methods: str, estimands: str | None,
+    draws: int | None, chains: int | None, store: str | None, serial: bool, scheduler: str | None,
+    level: float, no_progress: bool,
+) -> int:
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import bayesdtr as bd
+    from bayesdtr.baselines.registry import BASELINES
+
+    specs: dict[str, object] = {}
+    for name in _csv_list(methods, "--methods"):
+        if name in CLI_METHODS:
+            spec = dict(CLI_METHODS[name])
+            spec |= {k: v for k, v in (("draws", draws), ("chains", chains)) if v is not None}
+            specs[name] = spec
+        elif name in BASELINES:
+            specs[name] = name
+        else:
+            raise bd.SpecificationError(
+                f"--methods: unknown method {name!r}; choose from {list(CLI_METHODS) + sorted(BASELINES)}."
+            )
+    if serial and scheduler:
+        raise bd.SpecificationError("--serial and --scheduler exclude each other; pass one of them.")
+    res = bd.simulation_study(
+        scenario, n=n, reps=reps, seed=seed, methods=specs, level=level,
+        estimands=None if estimands is None else _csv_list(estimands, "--estimands"),
+        client="serial" if serial else scheduler, store=store, progressbar=not no_progress,
+    )
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    res.table.to_csv(outdir / "table.csv", index=False)
+    res.summary.to_csv(outdir / "summary.csv", index=False)
+    ax = res.plot(kind="coverage")
+    ax.figure.tight_layout()
+    ax.figure.savefig(outdir / "coverage.png", dpi=120)
+    plt.close(ax.figure)
+    click.echo(f"{res}; wrote {outdir / 'table.csv'}, {outdir / 'summary.csv'}, {outdir / 'coverage.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bayesdtr", description="Bayesian dynamic treatment regimes.")
-    sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="fit the bmiData two-stage analysis and print the results")
-    d.add_argument("--engine", choices=["auto", "conjugate", "mcmc"], default="auto")
-    d.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        return demo(engine=args.engine, seed=args.seed)
-    parser.print_help()
-    return 2
+    """Run the command line; errors print one line on stderr and return status 2."""
+    from bayesdtr.exceptions import BayesDTRError
+
+    try:
+        rv = cli.main(args=argv, prog_name="bayesdtr", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("bayesdtr: aborted", err=True)
+        return 1
+    except click.ClickException as err:
+        click.echo(f"bayesdtr: error: {err.format_message()}", err=True)
+        return 2
+    except BayesDTRError as err:
+        click.echo(f"bayesdtr: error: {err}".replace("\n", " "), err=True)
+        return 2
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
