@@ -20,7 +20,7 @@ DIM_MAIN = "main_term"
 DIM_CONTRAST = "contrast_term"
 
 #: Propagation rules for pseudo-outcomes.
-PROPAGATIONS = ("mean", "predictive", "augmented", "dr", "dr_map", "augmented_map")
+PROPAGATIONS = ("mean", "predictive", "augmented", "modal")
 
 #: Inference engines.
 ENGINES = ("auto", "conjugate", "mcmc")

@@ -6,11 +6,12 @@ the means, and evaluating a rule on the data that chose it rewards the noise it 
 for. Near decision boundaries (non-regular designs) its 95% interval covered the true optimal
 value in only 26-72% of replicates. Cross-fitting separates the two roles of the data.
 
-**Algorithm.** Split the n units into F folds (stratified by the stage-1 arm and the group).
-For each fold f:
+**Algorithm.** Split the n units into F chunks (stratified by the stage-1 arm and the group,
+in random order). For each chunk f that is valued, with training set :math:`-f`: all chunks
+before f (``scheme="online"``, the default, for chunks f >= 0.4 F) or all other chunks
+(``scheme="crossfit"``):
 
-1. fit the whole model (propensities, every stage's Q-function) on the other folds,
-   :math:`-f`;
+1. fit the whole model (propensities, every stage's Q-function) on :math:`-f`;
 2. learn the rule :math:`\hat d_{-f}` from that posterior: for ``"optimal"`` the arm most often
    optimal across its draws (the ``"map"`` rule of :meth:`~bayesdtr.DTRPosterior.rule`), for
    an estimated rule from ``post.rule(kind)`` the same ``kind``; a fixed regime stays fixed;
@@ -33,15 +34,25 @@ The value draws pool all n contributions with the posterior's Bayesian-bootstrap
 
     V^{(s)} = \frac{\sum_{i=1}^n \omega_i^{(s)} \phi_i^{(s)}}{\sum_i \omega_i^{(s)}}.
 
-**Estimand.** The average value of the fold rules, :math:`\frac1F\sum_f V(\hat d_{-f})`:
-the value of the rule the data would have you adopt, learned on :math:`(F-1)/F` of the units.
-It equals the optimal value :math:`V(d^*)` wherever the optimal rule is not unique (every
-choice among tied arms is optimal) or the arms are well separated, and falls below it by the
-regret of the fold rules otherwise (near, but not at, a boundary). This is the construction
-whose validity under non-unique optimal rules Luedtke and van der Laan (2016, *Annals of
-Statistics* 44:713) establish for sample splitting; bayesdtr's version is Bayesian in that the
-contributions carry the fold posteriors' draws and the Bayesian bootstrap carries the sampling
-of the units.
+The value draws pool the contributions of the valued units with the posterior's
+Bayesian-bootstrap weights (normalized over the valued units).
+
+**Estimand.** The average value of the learned rules, :math:`\frac1{|F_v|}\sum_f
+V(\hat d_{-f})`: the value of the rule the data would have you adopt, learned on part of the
+units. It equals the optimal value :math:`V(d^*)` wherever the optimal rule is not unique
+(every choice among tied arms is optimal) or the arms are well separated, and falls below it by
+the regret of the learned rules otherwise (near, but not at, a boundary).
+
+**Why online.** With cross-fitting every unit's contribution depends, through the rules of the
+other folds, on the units it helps to value; where the optimal rule is not unique the rules do
+not settle down and these dependencies add variance that no per-unit calculation sees (measured:
+posterior SD 12-25% below the SD of the estimates across replicates, coverage 0.89-0.91). In the
+online construction of Luedtke and van der Laan (2016, *Annals of Statistics* 44:713) a chunk is
+valued only by rules learned before it, so its contributions have mean zero given the past (a
+martingale) and the per-unit variance is the whole variance (measured: posterior SD within 1%
+of the replicate SD, 0.925 coverage). bayesdtr's version refits per chunk rather than per unit,
+and is Bayesian in that the contributions carry the chunk posteriors' draws and the Bayesian
+bootstrap carries the sampling of the units.
 """
 
 from __future__ import annotations
@@ -63,10 +74,16 @@ from bayesdtr.values import check_propensities, unit_terms
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["CrossFit", "fold_labels", "DEFAULT_FOLDS"]
+__all__ = ["CrossFit", "DEFAULT_FOLDS", "ONLINE_START", "fold_labels"]
 
-#: Folds used by ``crossfit="auto"``.
-DEFAULT_FOLDS = 5
+#: Chunks used by ``crossfit="auto"``.
+DEFAULT_FOLDS = 10
+
+
+def ONLINE_START(folds: int) -> int:  # noqa: N802 (a constant rule, named like one)
+    """First chunk valued by the online scheme: the rules learn on at least 40% of the units."""
+    return max(1, int(np.ceil(0.4 * folds)))
+
 #: Posterior draws (thinned) that decide the arm most often optimal of a fold rule.
 RULE_DRAWS = 200
 

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from bayesdtr.baselines.qlearning import qlearning
-from bayesdtr.crossfit import fold_labels
+from bayesdtr.crossfit import ONLINE_START, fold_labels
 from bayesdtr.data.design import DTRDesign
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.backward import FitSettings, Induction
@@ -56,7 +56,7 @@ class CrossFitAIPWResult:
     level : float
     folds : int
     contributions : ndarray
-        :math:`\phi_i`, one per unit.
+        :math:`\phi_i`, one per valued unit.
     """
 
     estimate: float
@@ -75,15 +75,23 @@ class _Design:
         self.design = design
 
 
-def crossfit_aipw(model: Any, *, folds: int = 5, seed: int | None = None, level: float = 0.95) -> CrossFitAIPWResult:
+def crossfit_aipw(
+    model: Any, *, folds: int = 10, seed: int | None = None, level: float = 0.95, split: str = "online"
+) -> CrossFitAIPWResult:
     """Cross-fitted AIPW estimate and Wald interval of the value of the estimated optimal rule.
 
     Parameters
     ----------
     model : DTRModel
         Gaussian outcome, no groups, every stage randomized with a :class:`~bayesdtr.KnownPropensity`.
-    folds : int, default 5
-        Number of folds (>= 2).
+    folds : int, default 10
+        Number of chunks (>= 2).
+    split : {"online", "cross"}
+        ``"online"`` (default): chunk f is valued by the rule learned on the chunks before it,
+        from 40% of the units on (Luedtke and van der Laan's online construction, refitted per
+        chunk); the contributions are then martingale differences and the Wald interval is
+        valid under non-unique optimal rules. ``"cross"``: every chunk by the rule learned on all
+        others (5-fold cross-fitting under-covered, 0.875 of 40 replicates, in the null example 1).
     seed : int or None
         Seed of the fold assignment (stratified by the stage-1 arm).
     level : float, default 0.95
@@ -109,6 +117,8 @@ def crossfit_aipw(model: Any, *, folds: int = 5, seed: int | None = None, level:
         raise FitError(f"folds= must be an integer >= 2 with at least 2 units per fold; got {folds!r} for n={design.n}.")
     if not 0 < level < 1:
         raise FitError(f"level= must be in (0, 1); got {level!r}.")
+    if split not in ("online", "cross"):
+        raise FitError(f"split={split!r} is not one of ['online', 'cross'].")
     for sd in design.stages:
         if sd.known_propensity is None:
             raise FitError(
@@ -119,11 +129,12 @@ def crossfit_aipw(model: Any, *, folds: int = 5, seed: int | None = None, level:
     props: list[PropensityDraws | None] = [PropensityDraws(known=sd.known_propensity) for sd in design.stages]
     settings = FitSettings(draws=1, chains=1)
     priors = getattr(model, "stage_priors", None)
-    phi = np.empty(design.n)
+    phi = np.full(design.n, np.nan)
     idx = np.zeros(1, dtype=np.int64)
-    for f in range(int(folds)):
+    start = ONLINE_START(int(folds)) if split == "online" else 0
+    for f in range(start, int(folds)):
         test = np.flatnonzero(labels == f)
-        train = design.subset(np.flatnonzero(labels != f))
+        train = design.subset(np.flatnonzero(labels < f if split == "online" else labels != f))
         held = design.subset(test)
         fit = qlearning(_Design(train))
         fits = []
@@ -146,8 +157,9 @@ def crossfit_aipw(model: Any, *, folds: int = 5, seed: int | None = None, level:
         ev.fits = fits
         num, _ = unit_terms(ev, props, idx, "aipw")
         phi[test] = num[0]
+    phi = phi[~np.isnan(phi)]
     est = float(phi.mean())
-    se = float(phi.std(ddof=1) / np.sqrt(design.n))
+    se = float(phi.std(ddof=1) / np.sqrt(len(phi)))
     z = float(ndtri(1 - (1 - level) / 2))
     return CrossFitAIPWResult(est, se, est - z * se, est + z * se, float(level), int(folds), phi)
 

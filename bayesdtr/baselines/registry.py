@@ -21,7 +21,7 @@ import pandas as pd
 from bayesdtr.regimes import Regime
 from bayesdtr.simulate.methods import MethodResult, model_for, psi_name, seed_int
 
-__all__ = ["BASELINES", "qlearning_method", "coefficient_rule"]
+__all__ = ["BASELINES", "coefficient_rule", "crossfit_aipw_method", "m_out_of_n_method", "qlearning_method"]
 
 
 def coefficient_rule(design: Any, coefs: list[np.ndarray], *, name: str) -> Regime:
@@ -96,7 +96,62 @@ def qlearning_method(
     return MethodResult(estimates=est, rule=rule)
 
 
+def m_out_of_n_method(
+    df: pd.DataFrame,
+    scenario: Any,
+    seed_sequence: np.random.SeedSequence,
+    *,
+    stages: list,
+    level: float,
+    bootstrap: int = 1000,
+    alpha: float = 0.1,
+) -> MethodResult:
+    """OLS Q-learning with the adaptive m-out-of-n bootstrap (:func:`~bayesdtr.baselines.m_out_of_n`).
+
+    Intervals are the m-out-of-n intervals of Chakraborty, Laber and Zhao (2013) at ``level``;
+    otherwise as :func:`qlearning_method`.
+    """
+    from bayesdtr.baselines.qlearning import m_out_of_n
+
+    model = model_for(df, scenario, stages)
+    res = m_out_of_n(model, bootstrap=bootstrap, alpha=alpha, seed=seed_int(seed_sequence))
+    tab = res.summary(level=level)
+    lo_col, hi_col = [c for c in tab.columns if c.startswith("boot_0")]
+    est: dict[str, tuple[float, float, float]] = {}
+    for sd in model.design.stages:
+        for arm in sd.arms[1:]:
+            for term in sd.contrast_terms:
+                row = tab.loc[f"{sd.treatment}::psi[{arm}, {term}]"]
+                est[psi_name(sd.treatment, term, arm)] = (float(row["estimate"]), float(row[lo_col]), float(row[hi_col]))
+    row = tab.loc["value"]
+    est["value_optimal"] = est["value_rule"] = (float(row["estimate"]), float(row[lo_col]), float(row[hi_col]))
+    rule = coefficient_rule(model.design, [st.coef.to_numpy() for st in res.stages], name="Q-learning rule")
+    return MethodResult(estimates=est, rule=rule)
+
+
+def crossfit_aipw_method(
+    df: pd.DataFrame,
+    scenario: Any,
+    seed_sequence: np.random.SeedSequence,
+    *,
+    stages: list,
+    level: float,
+    folds: int = 5,
+) -> MethodResult:
+    """Cross-fitted AIPW Wald interval of the optimal value (:func:`~bayesdtr.baselines.crossfit_aipw`).
+
+    Gives ``value_optimal`` only (no contrasts, no single rule: each fold has its own).
+    """
+    from bayesdtr.baselines.crossfit_aipw import crossfit_aipw
+
+    model = model_for(df, scenario, stages)
+    res = crossfit_aipw(model, folds=folds, seed=seed_int(seed_sequence), level=level)
+    return MethodResult(estimates={"value_optimal": (res.estimate, res.lower, res.upper)})
+
+
 #: Baseline methods by name; see the module docstring for the signature.
 BASELINES: dict[str, Callable[..., MethodResult]] = {
     "qlearning": qlearning_method,
+    "m_out_of_n": m_out_of_n_method,
+    "crossfit_aipw": crossfit_aipw_method,
 }

@@ -9,7 +9,20 @@ for the optimal regime):
 - ``"mean"``: :math:`V = Q^{(s)}(H, d^{(s)})` (Q-learning);
 - ``"predictive"`` (Murray, Yuan and Thall 2018): :math:`V = T` where the unit received
   :math:`d^{(s)}`, else a draw from the posterior predictive under :math:`d^{(s)}`;
-- ``"augmented"``: :math:`V = T + Q^{(s)}(H, d^{(s)}) - Q^{(s)}(H, A)`.
+- ``"augmented"``: :math:`V = T + Q^{(s)}(H, d^{(s)}) - Q^{(s)}(H, A)`;
+- ``"modal"`` (the default): :math:`V = T + Q^{(s)}(H, \hat d) - Q^{(s)}(H, A)`, with
+  :math:`\hat d(H)` the arm most often optimal across stage k+1's draws (the same for every
+  draw; a fixed regime's own arm where it does not follow the optimal rule).
+
+Why ``"modal"``: where two arms tie (a non-regular history), the average over draws of
+:math:`\max_a Q^{(s)}` exceeds the true maximum by about 0.56 posterior SDs of the contrast,
+and ``"mean"``/``"augmented"`` carry that bias into the earlier stage's contrasts. With the arm
+fixed across draws, the draws' noise no longer selects the arm: only the units whose observed arm
+differs from :math:`\hat d` get a contrast added (at a tie, a bias of about 0.4 instead of
+0.56 posterior SDs of the contrast), and the pseudo-outcome keeps the observed outcome's noise. Measured on the published Chakraborty-Laber-Zhao designs (n = 300, 150-200 replicates,
+95% intervals of the stage-1 contrast intercept): example 3 0.907 ("mean") vs 0.940 ("modal"),
+example C 0.920 vs 0.953, example 1 0.987 vs 0.980, example 6 0.947 vs 0.953, at 1-5% more width
+(``benchmarks/calibration``).
 
 Units that do not reach stage k+1 carry :math:`V_{k+1} = T_{k+1}`. Stage k's parameters are drawn
 from :math:`p(\theta_k \mid \text{data}, T_k^{(s)})`, one (conjugate, robust) or a block of
@@ -42,7 +55,7 @@ from bayesdtr.regimes import Regime
 
 __all__ = ["FitSettings", "Induction", "stage_engines"]
 
-Propagation = Literal["mean", "predictive", "augmented", "dr"]
+Propagation = Literal["mean", "predictive", "augmented", "modal"]
 
 
 @dataclass
@@ -52,7 +65,7 @@ class FitSettings:
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
-    propagation: Propagation = "mean"
+    propagation: Propagation = "modal"
     engine: str = "auto"
     sampler: str = "nutpie"
     imputations: int = 200
@@ -251,18 +264,11 @@ class Induction:
         elif prop == "augmented":
             qa = select_arm(q, sd.a)
             V[:, sd.units] = T[:, sd.units] + qd - qa
-        elif prop in ("dr", "dr_map", "augmented_map"):
-            qa = select_arm(q, sd.a)
-            if prop != "dr" and self.regime.follows_optimal(sd.treatment):
-                d = np.broadcast_to(self.map_decisions(k), qd.shape)
-                qd = select_arm(q, d)
-            if prop == "augmented_map":
-                V[:, sd.units] = T[:, sd.units] + qd - qa
-            else:
-                prop_k = propensity_for(self.propensities[k], sd, self.design, idx)
-                pa = select_arm(prop_k, sd.a)
-                followed = d == sd.a[None, :]
-                V[:, sd.units] = qd + np.where(followed, (T[:, sd.units] - qa) / pa, 0.0)
+        elif prop == "modal":
+            # augmented, with the arm most often optimal across draws instead of each draw's argmax
+            if self.regime.follows_optimal(sd.treatment):
+                qd = select_arm(q, self.map_decisions(k))
+            V[:, sd.units] = T[:, sd.units] + qd - select_arm(q, sd.a)
         else:  # predictive
             rng = self.rngs[k]
             if self.family(k) == "bernoulli":
