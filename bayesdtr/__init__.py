@@ -15,29 +15,29 @@ if sys.version_info < (3, 12):  # noqa: UP036  # pragma: no cover - guarded by r
         "Use a 3.12 interpreter (the repository's .python-version selects it under pyenv)."
     )
 
+from bayesdtr._version import __version__
 from bayesdtr.data.datasets import list_datasets, load_data
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import (
     BayesDTRError,
     DataError,
+    FileFormatError,
     FitError,
     PriorError,
     RegimeError,
     SpecificationError,
 )
-from bayesdtr.io import load
 from bayesdtr.model import DTRModel
-from bayesdtr.posterior import DTRPosterior
+from bayesdtr.posterior import DTRPosterior, load
 from bayesdtr.regimes import Regime
 from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BayesDTRError",
     "DTRModel",
     "DTRPosterior",
     "DataError",
+    "FileFormatError",
     "FitError",
     "KnownPropensity",
     "PriorError",

@@ -14,6 +14,7 @@ __all__ = [
     "PriorError",
     "RegimeError",
     "FitError",
+    "FileFormatError",
 ]
 
 
@@ -39,3 +40,8 @@ class RegimeError(BayesDTRError):
 
 class FitError(BayesDTRError):
     """An argument of ``fit`` or of a posterior method is invalid."""
+
+
+class FileFormatError(BayesDTRError):
+    """A posterior file cannot be read or written: missing, not netCDF, damaged, tampered with,
+    or from a newer bayesdtr. The message names the file and what is wrong."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import zlib
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
-from bayesdtr.data.design import StageDesign, materialize
-from bayesdtr.exceptions import DataError, FitError, RegimeError
+from bayesdtr.data.design import DTRDesign, StageDesign, materialize
+from bayesdtr.data.spec import Stage
+from bayesdtr.exceptions import DataError, FitError, RegimeError, SpecificationError
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
     PropensityDraws,
@@ -22,9 +25,17 @@ from bayesdtr.inference.draws import (
     q_response,
     select_arm,
 )
+from bayesdtr.io import (
+    PosteriorParts,
+    build_tree,
+    read_netcdf,
+    stage_posterior_dataset,
+    write_netcdf,
+)
+from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
 
-__all__ = ["DTRPosterior"]
+__all__ = ["DTRPosterior", "load"]
 
 
 class DTRPosterior:
@@ -45,22 +56,28 @@ class DTRPosterior:
     def __init__(
         self,
         *,
-        model,
+        design: DTRDesign,
+        priors: dict[str, StagePriors],
         settings: FitSettings,
         induction: Induction,
         propensities: list[PropensityDraws | None],
         random_seed: int,
         seed: np.random.SeedSequence,
+        induction_seed: np.random.SeedSequence,
         fit_seconds: float = 0.0,
+        model: Any = None,
     ) -> None:
-        self.model = model
-        self.design = model.design
+        self.model = model  # the DTRModel that was fitted; None for a posterior read from a file
+        self.design = design
+        self.priors = priors
         self.settings = settings
         self.induction = induction
         self.fits: list[StageDraws] = induction.fits  # type: ignore[assignment]
         self.propensities = propensities
         self.random_seed = random_seed
         self._seed = seed
+        self._induction_seed = induction_seed
+        self.source: str | None = None  # the file a loaded posterior came from
         self.fit_seconds = fit_seconds
         self._inductions: dict[str, Induction] = {"optimal": induction}
         self._keep: list[Regime] = []  # regimes whose id() keys the caches
@@ -98,6 +115,8 @@ class DTRPosterior:
             return rows, sd.X_main, sd.X_contrast, g, sd.feasible
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
+        if sd.main_spec is None:  # read from a file: only the stored units can be evaluated
+            return self._stored_rows(sd, data)
         where = f"data= for stage {sd.treatment!r}"
         Xm = materialize(sd.main_spec, data, f"{where} (main)")
         Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
@@ -117,6 +136,27 @@ class DTRPosterior:
 
             feas = _feasible_matrix(sd.stage, data, sd.arms)
         return data, Xm, Xc, g, feas
+
+    def _stored_rows(self, sd: StageDesign, data: pd.DataFrame):
+        """Rows of ``data`` that are the stage's stored units (same index label and the same value
+        in every column): their stored design rows. Anything else needs the caller's formulas."""
+        stored = self.design.data
+        rows = stored.iloc[sd.units]
+        pos = rows.index.get_indexer(data.index) if data.index.is_unique else np.array([-1])
+        same = (
+            (pos >= 0).all()
+            and list(data.columns) == list(stored.columns)
+            and all(_same_values(data[c], rows[c].iloc[pos]) for c in stored.columns)
+        )
+        if not same:
+            raise SpecificationError(
+                f"This posterior was read from {self.source or 'a file'} without stages=, so it "
+                f"can evaluate stage {sd.treatment!r} only on its stored units (formulas read from "
+                "a file are never evaluated). To query new data, load it with your own stages: "
+                "bd.load(path, stages=[bd.Stage(...), ...]) (matched by treatment name)."
+            )
+        g = None if self.design.group_codes is None else self.design.group_codes[sd.units][pos]
+        return data, sd.X_main[pos], sd.X_contrast[pos], g, sd.feasible[pos]
 
     def _chunks(self, n_rows: int, n_arms: int):
         step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
@@ -202,7 +242,7 @@ class DTRPosterior:
         ind = Induction(
             self.design,
             self.settings,
-            self.model.stage_priors,
+            self.priors,
             self.propensities,
             regime,
             self._child(f"regime/{regime.name}"),
@@ -434,9 +474,7 @@ class DTRPosterior:
 
     # ------------------------------------------------------------------ tables
     def _stage_posterior(self, k: int) -> xr.Dataset:
-        from bayesdtr.io import stage_posterior_dataset
-
-        return stage_posterior_dataset(self, k)
+        return stage_posterior_dataset(self.design.stages[k], self.fits[k], self.design.group_levels)
 
     def summary(self, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
@@ -459,16 +497,63 @@ class DTRPosterior:
     def tree(self) -> xr.DataTree:
         """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""
         if self._tree is None:
-            from bayesdtr.io import build_tree
-
-            self._tree = build_tree(self)
+            self._tree = build_tree(
+                self.parts(),
+                prob_optimal=[self.prob_optimal(k + 1) for k in range(len(self.fits))],
+                value=self.value("optimal"),
+            )
         return self._tree
 
-    def to_netcdf(self, path: str) -> None:
-        """Write the posterior (and the data and specification) to a netCDF file (no pickle)."""
-        from bayesdtr.io import write_netcdf
+    def to_netcdf(self, path: str | os.PathLike) -> None:
+        """Write the posterior to a netCDF file (arrays and plain attributes; no pickle).
 
-        write_netcdf(self, path)
+        The file holds the data, every stage's design matrices and draws, the propensity draws,
+        priors, seeds and settings (layout in :mod:`bayesdtr.io`). It is written atomically: to a
+        temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
+        never leaves a damaged file under ``path`` nor destroys the file it replaces.
+
+        Raises
+        ------
+        FileFormatError
+            ``path`` is not a writable file path.
+        DataError, PriorError
+            A column, label or prior that a file cannot store (the message says how to convert it).
+        """
+        write_netcdf(self.tree, path)
+
+    def parts(self) -> PosteriorParts:
+        """The posterior as plain data (design, draws, priors, seeds): what a file stores."""
+        return PosteriorParts(
+            design=self.design,
+            priors=self.priors,
+            settings=self.settings,
+            fits=self.fits,
+            propensities=self.propensities,
+            random_seed=self.random_seed,
+            seed=self._seed,
+            induction_seed=self._induction_seed,
+            tree=self._tree,
+            source=self.source,
+        )
+
+    @classmethod
+    def from_parts(cls, parts: PosteriorParts) -> DTRPosterior:
+        """A posterior from stored parts (a design plus draws), without a :class:`DTRModel`."""
+        ind = Induction(parts.design, parts.settings, parts.priors, parts.propensities, Regime.optimal(), parts.induction_seed)
+        ind.fits = list(parts.fits)
+        post = cls(
+            design=parts.design,
+            priors=parts.priors,
+            settings=parts.settings,
+            induction=ind,
+            propensities=parts.propensities,
+            random_seed=parts.random_seed,
+            seed=parts.seed,
+            induction_seed=parts.induction_seed,
+        )
+        post.source = parts.source
+        post._tree = parts.tree
+        return post
 
     def __repr__(self) -> str:
         engines = ", ".join(f"{sd.treatment}: {f.engine}" for sd, f in zip(self.design.stages, self.fits, strict=True))
@@ -476,6 +561,62 @@ class DTRPosterior:
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
         )
+
+
+def load(path: str | os.PathLike, *, stages: Sequence[Stage] | None = None) -> DTRPosterior:
+    """Load a posterior written by :meth:`DTRPosterior.to_netcdf`.
+
+    Loading reads typed arrays only and evaluates no text from the file: the stored design
+    matrices answer every query on the fitted units (``q_values``, ``prob_optimal``,
+    ``optimal_treatment``, ``value`` of any regime with any method, ``compare``, ``rule``), with the
+    same numbers as before saving. Formula text in the file is kept for reading only.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``post.to_netcdf``.
+    stages : list of Stage or None
+        Your own ``bd.Stage`` objects (matched by treatment name), needed to query *new* data:
+        their formulas (and ``feasible=`` rules) are evaluated on the stored data and must
+        reproduce the stored design matrices exactly, or loading is refused. Formulas are code
+        (formulaic evaluates Python in them), so pass only formulas you trust.
+
+    Returns
+    -------
+    DTRPosterior
+
+    Raises
+    ------
+    FileFormatError
+        The path is missing or a folder, the file is not a readable bayesdtr file (truncated,
+        empty, random bytes), was written by a newer bayesdtr, or its contents are inconsistent
+        (NaN draws, shapes, ancestors, settings, seeds).
+    SpecificationError
+        ``stages`` do not name the fitted treatments or do not reproduce the stored design.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import bayesdtr as bd
+    >>> scn = bd.scenario("chakraborty_1")
+    >>> post = bd.DTRModel(scn.sample(200, seed=1), scn.stages, outcome="Y").fit(
+    ...     draws=100, chains=2, random_seed=1, progressbar=False)
+    >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
+    >>> post.to_netcdf(path)
+    >>> back = bd.load(path)
+    >>> bool((back.value("optimal") == post.value("optimal")).all())
+    True
+    """
+    return DTRPosterior.from_parts(read_netcdf(path, stages=stages))
+
+
+def _same_values(a: pd.Series, b: pd.Series) -> bool:
+    """Equal values, position by position, with missing equal to missing."""
+    x, y = a.to_numpy(dtype=object), b.to_numpy(dtype=object)
+    if len(x) != len(y):
+        return False
+    na_x, na_y = pd.isna(a).to_numpy(), pd.isna(b).to_numpy()
+    return bool(np.array_equal(na_x, na_y) and all(u == v for u, v in zip(x[~na_x], y[~na_y], strict=True)))
 
 
 def _regime_key(regime: Regime) -> str:
