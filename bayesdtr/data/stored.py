@@ -362,14 +362,27 @@ def _arms_for_file(sd: StageDesign) -> np.ndarray:
     return arm_array(sd.arms)
 
 
+def _matrix(dims: tuple[str, str], X: np.ndarray) -> xr.Variable:
+    """A design matrix plus its memory layout: BLAS sums in layout order, so restoring the layout
+    keeps every recomputed number bit-identical."""
+    layout = "F" if X.flags.f_contiguous and not X.flags.c_contiguous else "C"
+    return xr.Variable(dims, X, attrs={"layout": layout})
+
+
+def _with_layout(ds: xr.Dataset, name: str, X: np.ndarray) -> np.ndarray:
+    if ds[name].attrs.get("layout") == "F":
+        return np.asfortranarray(X, dtype=float)
+    return np.ascontiguousarray(X, dtype=float)
+
+
 def _stage_dataset(sd: StageDesign) -> xr.Dataset:
     st = sd.stage
     arms = _arms_for_file(sd)
     data: dict[str, Any] = {
         "units": (("unit",), sd.units.astype(np.int64)),
         "a": (("unit",), sd.a.astype(np.int64)),
-        "X_main": (("unit", "main_term"), sd.X_main),
-        "X_contrast": (("unit", "contrast_term"), sd.X_contrast),
+        "X_main": _matrix(("unit", "main_term"), sd.X_main),
+        "X_contrast": _matrix(("unit", "contrast_term"), sd.X_contrast),
         "feasible": (("unit", "arm"), sd.feasible.astype(bool)),
         "reward": (("obs",), sd.reward.astype(float)),
     }
@@ -383,7 +396,7 @@ def _stage_dataset(sd: StageDesign) -> xr.Dataset:
         data["known_propensity"] = (("arm",), sd.known_propensity.astype(float))
     elif sd.X_prop is not None:
         kind, ptext = "formula", str(st.propensity)
-        data["X_prop"] = (("unit", "propensity_term"), sd.X_prop)
+        data["X_prop"] = _matrix(("unit", "propensity_term"), sd.X_prop)
         coords["propensity_term"] = np.asarray(sd.prop_terms, dtype=object)
     else:
         kind, ptext = "none", ""
@@ -536,15 +549,15 @@ def _stage_from_dataset(
         arms=arms,
         units=units,
         a=a,
-        X_main=np.ascontiguousarray(X_main, dtype=float),
-        X_contrast=np.ascontiguousarray(X_contrast, dtype=float),
+        X_main=_with_layout(ds, "X_main", X_main),
+        X_contrast=_with_layout(ds, "X_contrast", X_contrast),
         main_terms=main_terms,
         contrast_terms=contrast_terms,
         main_spec=None,
         contrast_spec=None,
         feasible=np.ascontiguousarray(feasible),
         reward=reward.astype(float),
-        X_prop=None if X_prop is None else np.ascontiguousarray(X_prop, dtype=float),
+        X_prop=None if X_prop is None else _with_layout(ds, "X_prop", X_prop),
         prop_terms=prop_terms,
         known_propensity=known,
     )
