@@ -598,14 +598,18 @@ def load(path: str | os.PathLike, *, stages: Sequence[Stage] | None = None) -> D
     --------
     >>> import os, tempfile
     >>> import bayesdtr as bd
-    >>> scn = bd.scenario("chakraborty_1")
-    >>> post = bd.DTRModel(scn.sample(200, seed=1), scn.stages, outcome="Y").fit(
-    ...     draws=100, chains=2, random_seed=1, progressbar=False)
+    >>> df = bd.load_data("bmi")
+    >>> df["y"] = -100 * (df.month12BMI - df.baselineBMI) / df.baselineBMI
+    >>> stages = [bd.Stage("A1", main="baselineBMI", contrast="1 + baselineBMI"),
+    ...           bd.Stage("A2", main="month4BMI", contrast="1 + month4BMI")]
+    >>> post = bd.DTRModel(df, stages, outcome="y").fit(draws=100, chains=2, random_seed=1,
+    ...                                                  progressbar=False)
     >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
     >>> post.to_netcdf(path)
     >>> back = bd.load(path)
     >>> bool((back.value("optimal") == post.value("optimal")).all())
     True
+    >>> new = bd.load(path, stages=stages).prob_optimal(stage=2, data=df.head(3))
     """
     return DTRPosterior.from_parts(read_netcdf(path, stages=stages))
 

@@ -528,3 +528,38 @@ def test_killed_writer_never_leaves_a_damaged_file(saved, tmp_path):
             if n.endswith(".tmp"):
                 os.unlink(tmp_path / n)
     assert mid_write >= 2  # the kills did land while a write was under way
+
+
+def test_priors_are_stored_as_plain_data(tmp_path):
+    from pymc_extras.prior import Prior
+
+    priors = {
+        "group_sd": Prior("HalfNormal", sigma=2.0),
+        "A1": {"propensity_coef": Prior("Normal", mu=0.0, sigma=[1.0, 2.0])},
+    }
+    post = bd.DTRModel(
+        _data(), [bd.Stage("A1", main="X1", contrast="1")], outcome="Y", priors=priors
+    ).fit(draws=10, chains=1, random_seed=1, progressbar=False)
+    post.to_netcdf(tmp_path / "p.nc")
+    back = bd.load(tmp_path / "p.nc")
+    assert {k: v.to_dict() for k, v in back.priors["A1"].overrides.items()} == {
+        "group_sd": {"dist": "HalfNormal", "kwargs": {"sigma": 2.0}},
+        "propensity_coef": {"dist": "Normal", "kwargs": {"mu": 0.0, "sigma": [1.0, 2.0]}},
+    }
+
+    class Custom:
+        def create_variable(self, name):
+            raise NotImplementedError
+
+    other = bd.DTRModel(
+        _data(),
+        [bd.Stage("A1", main="X1", contrast="1")],
+        outcome="Y",
+        priors={"group_sd": Custom()},
+    )
+    with pytest.raises(
+        bd.PriorError,
+        match=r"Prior 'group_sd' of stage 'A1' .* cannot be stored in a posterior file",
+    ):
+        other.fit(draws=10, chains=1, random_seed=1, progressbar=False).to_netcdf(tmp_path / "q.nc")
+    assert not (tmp_path / "q.nc").exists()
