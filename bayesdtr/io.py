@@ -44,7 +44,13 @@ from bayesdtr._version import __version__
 from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
 from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
 from bayesdtr.data.spec import Stage
-from bayesdtr.data.stored import design_datasets, design_from_tree, parse_json, rebuild_design
+from bayesdtr.data.stored import (
+    design_datasets,
+    design_from_tree,
+    file_error,
+    parse_json,
+    rebuild_design,
+)
 from bayesdtr.exceptions import FileFormatError, PriorError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
@@ -52,6 +58,7 @@ from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
 
 __all__ = [
     "FORMAT_VERSION",
+    "check_path",
     "PosteriorParts",
     "stage_posterior_dataset",
     "build_tree",
@@ -235,7 +242,8 @@ def build_tree(
     return tree
 
 
-def _check_path(path: Any, verb: str) -> str:
+def check_path(path: Any, verb: str) -> str:
+    """``path`` as a string, or :class:`FileFormatError` if it is not a file path."""
     if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
         raise FileFormatError(
             f"path={path!r:.80} is not a file path; {verb} needs a str or pathlib.Path, e.g. "
@@ -256,7 +264,7 @@ def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
     renamed over ``path`` (``os.replace``). A crash or kill leaves either no file or the previous
     complete one at ``path`` (and possibly a stray ``.<name>.*.tmp`` file next to it).
     """
-    target = _check_path(path, "to_netcdf")
+    target = check_path(path, "to_netcdf")
     folder = os.path.dirname(os.path.abspath(target))
     if os.path.isdir(target):
         raise FileFormatError(
@@ -308,14 +316,6 @@ def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _fail(source: str, what: str, fix: str = "") -> FileFormatError:
-    tail = (
-        fix
-        or "The file is damaged or was altered after bayesdtr wrote it; write it again from the fitted posterior."
-    )
-    return FileFormatError(f"{source}: {what}. {tail}")
-
-
 def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
     """A ``Prior`` from its plain-dictionary form, through an allowlist (no text is evaluated):
     a PyMC distribution class name, numeric parameters or nested priors, dims and a transform name."""
@@ -324,7 +324,7 @@ def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
         or not isinstance(d, dict)
         or not set(d) <= {"dist", "kwargs", "centered", "dims", "transform"}
     ):
-        raise _fail(source, f"prior {where} is not a stored Prior")
+        raise file_error(source, f"prior {where} is not a stored Prior")
     dist = d.get("dist")
     cls = (
         getattr(pm, dist, None)
@@ -332,39 +332,39 @@ def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
         else None
     )
     if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
-        raise _fail(
+        raise file_error(
             source,
             f"prior {where} names distribution {dist!r:.40}, which is not a PyMC distribution",
         )
     kwargs = {}
     raw = d.get("kwargs", {})
     if not isinstance(raw, dict):
-        raise _fail(source, f"prior {where} parameters are not a dictionary")
+        raise file_error(source, f"prior {where} parameters are not a dictionary")
     for key, val in raw.items():
         if not isinstance(key, str) or not key.isidentifier():
-            raise _fail(source, f"prior {where} has a parameter name {key!r:.40}")
+            raise file_error(source, f"prior {where} has a parameter name {key!r:.40}")
         if isinstance(val, dict):
             kwargs[key] = prior_from_plain(val, source, f"{where}.{key}", depth + 1)
         elif isinstance(val, bool) or not isinstance(val, int | float | list):
-            raise _fail(
+            raise file_error(
                 source, f"prior {where} parameter {key!r} is {type(val).__name__}, not a number"
             )
         else:
             arr = np.asarray(val)
             if arr.dtype.kind not in "if" or not np.all(np.isfinite(arr)):
-                raise _fail(source, f"prior {where} parameter {key!r} is not finite numbers")
+                raise file_error(source, f"prior {where} parameter {key!r} is not finite numbers")
             kwargs[key] = arr if isinstance(val, list) else val
     dims = d.get("dims")
     if dims is not None and not (
         isinstance(dims, str) or (isinstance(dims, list) and all(isinstance(x, str) for x in dims))
     ):
-        raise _fail(source, f"prior {where} dims must be names")
+        raise file_error(source, f"prior {where} dims must be names")
     transform = d.get("transform")
     if transform is not None and not (isinstance(transform, str) and transform.isidentifier()):
-        raise _fail(source, f"prior {where} transform {transform!r:.40} is not a name")
+        raise file_error(source, f"prior {where} transform {transform!r:.40} is not a name")
     centered = d.get("centered", True)
     if not isinstance(centered, bool):
-        raise _fail(source, f"prior {where} 'centered' must be true or false")
+        raise file_error(source, f"prior {where} 'centered' must be true or false")
     try:
         return Prior(
             dist,
@@ -374,7 +374,7 @@ def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
             **kwargs,
         )
     except Exception as err:  # pymc-extras raises several types for bad parameters
-        raise _fail(
+        raise file_error(
             source, f"prior {where} cannot be rebuilt ({type(err).__name__}: {str(err)[:100]})"
         ) from None
 
@@ -382,11 +382,11 @@ def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
 def _priors_from(attrs: dict, treatment: str, source: str, where: str) -> StagePriors:
     plain = parse_json(attrs.get("priors", "{}"), source, f"{where} priors")
     if not isinstance(plain, dict):
-        raise _fail(source, f"{where} priors must be a dictionary")
+        raise file_error(source, f"{where} priors must be a dictionary")
     out = StagePriors()
     for name, d in plain.items():
         if name not in PRIOR_NAMES:
-            raise _fail(
+            raise file_error(
                 source, f"{where} names an unknown prior {name!r:.40} (known: {list(PRIOR_NAMES)})"
             )
         out.overrides[name] = prior_from_plain(d, source, f"{treatment}.{name}")
@@ -398,7 +398,7 @@ def _settings_from(attrs: dict, source: str) -> FitSettings:
     fields = {f.name for f in dataclasses.fields(FitSettings)}
     if not isinstance(raw, dict) or set(raw) != fields:
         got = set(raw) if isinstance(raw, dict) else set()
-        raise _fail(
+        raise file_error(
             source,
             f"settings must have exactly the keys {sorted(fields)}; missing {sorted(fields - got)}, unexpected {sorted(got - fields)[:6]}",
         )
@@ -409,7 +409,7 @@ def _settings_from(attrs: dict, source: str) -> FitSettings:
             isinstance(v, int) and not isinstance(v, bool) and lo <= v < 2**53
         ):
             return
-        raise _fail(source, f"setting {name}={v!r:.40} must be an integer >= {lo}")
+        raise file_error(source, f"setting {name}={v!r:.40} must be an integer >= {lo}")
 
     for name, lo in (
         ("draws", 1),
@@ -426,10 +426,12 @@ def _settings_from(attrs: dict, source: str) -> FitSettings:
         ("sampler", SAMPLERS),
     ):
         if raw[name] not in allowed:
-            raise _fail(source, f"setting {name}={raw[name]!r:.40} is not one of {list(allowed)}")
+            raise file_error(
+                source, f"setting {name}={raw[name]!r:.40} is not one of {list(allowed)}"
+            )
     for name in ("robust", "progressbar", "group_contrast"):
         if not isinstance(raw[name], bool):
-            raise _fail(source, f"setting {name}={raw[name]!r:.40} must be true or false")
+            raise file_error(source, f"setting {name}={raw[name]!r:.40} must be true or false")
     return FitSettings(**raw)
 
 
@@ -446,7 +448,7 @@ def _seed_from(obj: Any, source: str, what: str) -> np.random.SeedSequence:
             and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63 for x in key)
         )
     if not ok:
-        raise _fail(source, f"seed {what} must be decimal entropy and a list of spawn keys")
+        raise file_error(source, f"seed {what} must be decimal entropy and a list of spawn keys")
     entropy = [int(e) for e in ent] if isinstance(ent, list) else int(ent)
     return np.random.SeedSequence(entropy=entropy, spawn_key=tuple(key))
 
@@ -455,15 +457,15 @@ def _draws(
     ds: xr.Dataset, name: str, shape: tuple[int, ...], source: str, where: str, kinds: str = "f"
 ) -> np.ndarray:
     if name not in ds:
-        raise _fail(source, f"{where} has no variable {name!r}")
+        raise file_error(source, f"{where} has no variable {name!r}")
     vals = ds[name].values
     if vals.shape != shape or vals.dtype.kind not in kinds:
-        raise _fail(
+        raise file_error(
             source,
             f"{where} variable {name!r} has shape {vals.shape} and dtype {vals.dtype}; expected shape {shape}",
         )
     if vals.dtype.kind == "f" and not np.all(np.isfinite(vals)):
-        raise _fail(source, f"{where} variable {name!r} has NaN or infinite draws")
+        raise file_error(source, f"{where} variable {name!r} has NaN or infinite draws")
     return vals
 
 
@@ -474,24 +476,24 @@ def _stage_draws(
     node = f"stage_{k + 1}"
     where = f"/{node}/posterior"
     if "posterior" not in tree[node].children:
-        raise _fail(source, f"the file has no {where} group")
+        raise file_error(source, f"the file has no {where} group")
     ds = tree[node]["posterior"].to_dataset()
     S, m, G = C * D, sd.n_arms, len(design.group_levels)
     last = k == len(design.stages) - 1
     engine, family = ds.attrs.get("engine"), ds.attrs.get("family")
     if engine not in _ENGINES:
-        raise _fail(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
+        raise file_error(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
     if family != (design.family if last else "gaussian"):
-        raise _fail(source, f"{where} family {family!r:.40} does not match the design")
+        raise file_error(source, f"{where} family {family!r:.40} does not match the design")
     beta = _draws(ds, "beta", (C, D, sd.X_main.shape[1]), source, where)
     psi = _draws(ds, "psi", (C, D, m, sd.X_contrast.shape[1]), source, where)
     if np.any(psi[:, :, 0, :] != 0):
-        raise _fail(source, f"{where} psi of the reference arm must be 0")
+        raise file_error(source, f"{where} psi of the reference arm must be 0")
     sigma = None
     if family == "gaussian":
         sigma = _draws(ds, "sigma", (C, D), source, where).reshape(S)
         if np.any(sigma <= 0):
-            raise _fail(source, f"{where} sigma must be positive")
+            raise file_error(source, f"{where} sigma must be positive")
     gi = gc = None
     extras = {}
     if "group_intercept" in ds:
@@ -503,14 +505,14 @@ def _stage_draws(
             ds, "group_contrast_sd", (C, D, m - 1), source, where
         ).reshape(S, m - 1)
     if (gi is not None or gc is not None) and design.group is None:
-        raise _fail(source, f"{where} has group effects but the design has no group column")
+        raise file_error(source, f"{where} has group effects but the design has no group column")
     ancestor = None
     if not last:
         ancestor = (
             _draws(ds, "ancestor", (C, D), source, where, kinds="iu").reshape(S).astype(np.int64)
         )
         if np.any((ancestor < 0) | (ancestor >= S)):
-            raise _fail(source, f"{where} ancestor indices must lie in 0..{S - 1}")
+            raise file_error(source, f"{where} ancestor indices must lie in 0..{S - 1}")
     stats = {}
     if "sample_stats" in tree[node].children:
         st = tree[node]["sample_stats"].to_dataset()
@@ -544,18 +546,20 @@ def _propensity_draws(
     has_model = sd.known_propensity is not None or sd.X_prop is not None
     if "propensity" not in tree[node].children:
         if has_model:
-            raise _fail(
+            raise file_error(
                 source,
                 f"the file has no {where} group, but stage {sd.treatment!r} has a propensity model",
             )
         return None
     if not has_model:
-        raise _fail(source, f"{where} exists but stage {sd.treatment!r} has no propensity model")
+        raise file_error(
+            source, f"{where} exists but stage {sd.treatment!r} has no propensity model"
+        )
     p = tree[node]["propensity"].to_dataset()
     if sd.known_propensity is not None:
         known = _draws(p, "known", (sd.n_arms,), source, where)
         if not np.array_equal(known, sd.known_propensity):
-            raise _fail(source, f"{where} known probabilities differ from the stage design")
+            raise file_error(source, f"{where} known probabilities differ from the stage design")
         return PropensityDraws(known=known)
     assert sd.X_prop is not None
     S, G = C * D, len(design.group_levels)
@@ -563,7 +567,9 @@ def _propensity_draws(
     ge = None
     if "propensity_group" in p:
         if design.group is None:
-            raise _fail(source, f"{where} has group effects but the design has no group column")
+            raise file_error(
+                source, f"{where} has group effects but the design has no group column"
+            )
         ge = _draws(p, "propensity_group", (C, D, G, sd.n_arms - 1), source, where).reshape(
             S, G, sd.n_arms - 1
         )
@@ -578,7 +584,7 @@ def _propensity_draws(
 
 
 def _open(path: Any) -> tuple[xr.DataTree, str]:
-    text = _check_path(path, "bd.load")
+    text = check_path(path, "bd.load")
     source = repr(text)
     if not os.path.exists(text):
         raise FileFormatError(
@@ -631,16 +637,16 @@ def read_netcdf(
     design = design_from_tree(tree, source)
     stored_hash = attrs.get("data_hash")
     if stored_hash != design.data_hash:
-        raise _fail(source, "the data in /data do not match the file's data_hash")
+        raise file_error(source, "the data in /data do not match the file's data_hash")
     seed_text = attrs.get("random_seed")
     if not (isinstance(seed_text, str) and _DIGITS.fullmatch(seed_text)):
-        raise _fail(
+        raise file_error(
             source,
             f"random_seed {seed_text!r:.40} must be a non-negative integer written in decimal",
         )
     seeds = parse_json(attrs.get("seeds"), source, "seeds")
     if not isinstance(seeds, dict) or set(seeds) != {"posterior", "induction"}:
-        raise _fail(source, "seeds must hold 'posterior' and 'induction'")
+        raise file_error(source, "seeds must hold 'posterior' and 'induction'")
     C, D = settings.chains, settings.draws
     fits, props, priors = [], [], {}
     for k, sd in enumerate(design.stages):
@@ -650,7 +656,7 @@ def read_netcdf(
             tree[f"stage_{k + 1}"]["design"].attrs, sd.treatment, source, f"/stage_{k + 1}/design"
         )
     if fits[-1].ancestor is not None:
-        raise _fail(source, "the last stage has ancestors")
+        raise file_error(source, "the last stage has ancestors")
     if stages is not None:
         design = rebuild_design(design, stages, source)
     return PosteriorParts(

@@ -28,6 +28,7 @@ from bayesdtr.inference.draws import (
 from bayesdtr.io import (
     PosteriorParts,
     build_tree,
+    check_path,
     read_netcdf,
     stage_posterior_dataset,
     write_netcdf,
@@ -143,11 +144,7 @@ class DTRPosterior:
         stored = self.design.data
         rows = stored.iloc[sd.units]
         pos = rows.index.get_indexer(data.index) if data.index.is_unique else np.array([-1])
-        same = (
-            (pos >= 0).all()
-            and list(data.columns) == list(stored.columns)
-            and all(_same_values(data[c], rows[c].iloc[pos]) for c in stored.columns)
-        )
+        same = (pos >= 0).all() and list(data.columns) == list(stored.columns) and _same_frame(data, rows.iloc[pos])
         if not same:
             raise SpecificationError(
                 f"This posterior was read from {self.source or 'a file'} without stages=, so it "
@@ -519,6 +516,7 @@ class DTRPosterior:
         DataError, PriorError
             A column, label or prior that a file cannot store (the message says how to convert it).
         """
+        check_path(path, "to_netcdf")  # before building the tree
         write_netcdf(self.tree, path)
 
     def parts(self) -> PosteriorParts:
@@ -614,13 +612,20 @@ def load(path: str | os.PathLike, *, stages: Sequence[Stage] | None = None) -> D
     return DTRPosterior.from_parts(read_netcdf(path, stages=stages))
 
 
-def _same_values(a: pd.Series, b: pd.Series) -> bool:
-    """Equal values, position by position, with missing equal to missing."""
-    x, y = a.to_numpy(dtype=object), b.to_numpy(dtype=object)
-    if len(x) != len(y):
-        return False
-    na_x, na_y = pd.isna(a).to_numpy(), pd.isna(b).to_numpy()
-    return bool(np.array_equal(na_x, na_y) and all(u == v for u, v in zip(x[~na_x], y[~na_y], strict=True)))
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Equal values row by row and column by column (missing equal to missing, any dtypes)."""
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    if a.equals(b):
+        return True
+    for c in b.columns:
+        x, y = a[c], b[c]
+        na_x, na_y = x.isna().to_numpy(), y.isna().to_numpy()
+        if not np.array_equal(na_x, na_y):
+            return False
+        u, v = x.to_numpy(dtype=object)[~na_x], y.to_numpy(dtype=object)[~na_y]
+        if not all(p == q for p, q in zip(u, v, strict=True)):
+            return False
+    return True
 
 
 def _regime_key(regime: Regime) -> str:

@@ -47,6 +47,7 @@ __all__ = [
     "design_from_tree",
     "rebuild_design",
     "parse_json",
+    "file_error",
 ]
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -86,7 +87,8 @@ class StoredStage:
 # --------------------------------------------------------------------------- small checks
 
 
-def _fail(source: str, what: str, fix: str = "") -> FileFormatError:
+def file_error(source: str, what: str, fix: str = "") -> FileFormatError:
+    """A :class:`FileFormatError` naming the file and what is wrong in it."""
     tail = (
         f" {fix}"
         if fix
@@ -100,15 +102,15 @@ def parse_json(text: Any, source: str, what: str) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
-        raise _fail(source, f"attribute {what} should be JSON text; got {type(text).__name__}")
+        raise file_error(source, f"attribute {what} should be JSON text; got {type(text).__name__}")
     if len(text) > _JSON_MAX:
-        raise _fail(
+        raise file_error(
             source, f"attribute {what} is {len(text)} characters long, more than bayesdtr writes"
         )
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as err:
-        raise _fail(
+        raise file_error(
             source, f"attribute {what} is not valid JSON ({type(err).__name__}: {str(err)[:120]})"
         ) from None
 
@@ -118,7 +120,9 @@ def _attr_str(attrs: dict, key: str, source: str, where: str, *, empty: bool = F
     if isinstance(v, bytes):
         v = v.decode("utf-8", errors="replace")
     if not isinstance(v, str) or (not empty and not v):
-        raise _fail(source, f"{where} attribute {key!r} is missing or not a string (got {v!r:.60})")
+        raise file_error(
+            source, f"{where} attribute {key!r} is missing or not a string (got {v!r:.60})"
+        )
     return v
 
 
@@ -127,7 +131,7 @@ def _attr_int(attrs: dict, key: str, source: str, where: str) -> int:
     if isinstance(v, np.ndarray) and v.shape == (1,):
         v = v[0]
     if isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer):
-        raise _fail(
+        raise file_error(
             source, f"{where} attribute {key!r} is missing or not an integer (got {v!r:.60})"
         )
     return int(v)
@@ -138,7 +142,7 @@ def _scalar_list(values: Any, source: str, what: str) -> list[Any]:
     if not isinstance(values, list) or not all(
         isinstance(v, str | int | float | bool) and v is not None for v in values
     ):
-        raise _fail(
+        raise file_error(
             source, f"{what} must be a list of strings, numbers or booleans; got {values!r:.80}"
         )
     return values
@@ -264,7 +268,7 @@ def _decode_column(var: xr.DataArray, source: str, where: str) -> Any:
     kind = _attr_str(attrs, "kind", source, where)
     vals = var.values
     if vals.ndim != 1:
-        raise _fail(source, f"{where} has shape {vals.shape}; a column is one-dimensional")
+        raise file_error(source, f"{where} has shape {vals.shape}; a column is one-dimensional")
     if kind == "categorical":
         cats = _scalar_list(
             parse_json(attrs.get("categories"), source, f"{where} categories"),
@@ -276,7 +280,7 @@ def _decode_column(var: xr.DataArray, source: str, where: str) -> Any:
             or (len(vals) and (vals.min() < -1 or vals.max() >= len(cats)))
             or len(set(cats)) != len(cats)
         ):
-            raise _fail(
+            raise file_error(
                 source,
                 f"{where} has category codes outside -1..{len(cats) - 1} or repeated categories",
             )
@@ -287,37 +291,37 @@ def _decode_column(var: xr.DataArray, source: str, where: str) -> Any:
     if kind == "extension":
         dtype = _attr_str(attrs, "dtype", source, where)
         if dtype not in _EXTENSION_DTYPES or vals.dtype.kind != "f":
-            raise _fail(source, f"{where} has an unknown nullable dtype {dtype!r:.40}")
+            raise file_error(source, f"{where} has an unknown nullable dtype {dtype!r:.40}")
         try:
             return pd.Series(vals).astype(dtype)
         except (TypeError, ValueError) as err:
-            raise _fail(source, f"{where} cannot be restored as {dtype} ({err})") from None
+            raise file_error(source, f"{where} cannot be restored as {dtype} ({err})") from None
     if kind == "string":
         dtype = _attr_str(attrs, "dtype", source, where)
         if dtype not in _STRING_DTYPES or vals.dtype.kind not in "OU":
-            raise _fail(source, f"{where} has an unknown string dtype {dtype!r:.40}")
+            raise file_error(source, f"{where} has an unknown string dtype {dtype!r:.40}")
         ser = pd.Series(vals.astype(object), dtype=object)
         na = parse_json(attrs.get("string_na", "[]"), source, f"{where} string_na")
         if not isinstance(na, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(ser) for i in na
         ):
-            raise _fail(source, f"{where} lists missing rows outside 0..{len(ser) - 1}")
+            raise file_error(source, f"{where} lists missing rows outside 0..{len(ser) - 1}")
         if na:
             ser.iloc[na] = np.nan
         return ser if dtype == "object" else ser.astype(dtype)
     if kind == "object-native":
         if vals.dtype.kind not in "biuf":
-            raise _fail(source, f"{where} should hold numbers; it holds dtype {vals.dtype}")
+            raise file_error(source, f"{where} should hold numbers; it holds dtype {vals.dtype}")
         return pd.Series(vals, dtype=object)
     if kind == "native":
         dtype = _attr_str(attrs, "dtype", source, where)
         if not _NATIVE_DTYPE.fullmatch(dtype):
-            raise _fail(source, f"{where} has an unknown dtype {dtype!r:.40}")
+            raise file_error(source, f"{where} has an unknown dtype {dtype!r:.40}")
         want = np.dtype(dtype)
         if want.kind != vals.dtype.kind:
-            raise _fail(source, f"{where} holds dtype {vals.dtype} but says {dtype}")
+            raise file_error(source, f"{where} holds dtype {vals.dtype} but says {dtype}")
         return pd.Series(vals.astype(want))
-    raise _fail(source, f"{where} has an unknown encoding {kind!r:.40}")
+    raise file_error(source, f"{where} has an unknown encoding {kind!r:.40}")
 
 
 def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
@@ -328,10 +332,10 @@ def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
         or not all(isinstance(c, str) for c in names)
         or len(set(names)) != len(names)
     ):
-        raise _fail(source, "/data attribute 'columns' must list distinct column names")
+        raise file_error(source, "/data attribute 'columns' must list distinct column names")
     expected = {f"column_{i}" for i in range(len(names))}
     if set(ds.data_vars) != expected:
-        raise _fail(
+        raise file_error(
             source,
             f"/data holds variables {sorted(ds.data_vars)[:6]} but its column list names {len(names)} columns",
         )
@@ -339,12 +343,12 @@ def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
     for i, name in enumerate(names):
         var = ds[f"column_{i}"]
         if var.dims != ("obs",) or var.attrs.get("column") != name:
-            raise _fail(
+            raise file_error(
                 source, f"/data column_{i} does not match column {name!r} of the column list"
             )
         cols[name] = _decode_column(var, source, f"/data column {name!r}")
     if "obs" not in ds.coords:
-        raise _fail(source, "/data has no 'obs' coordinate")
+        raise file_error(source, "/data has no 'obs' coordinate")
     df = pd.DataFrame(cols)
     df.index = pd.Index(ds["obs"].values)
     return df
@@ -439,15 +443,15 @@ def _array(
     ds: xr.Dataset, name: str, dims: tuple[str, ...], kinds: str, source: str, where: str
 ) -> np.ndarray:
     if name not in ds.variables:
-        raise _fail(source, f"{where} has no variable {name!r}")
+        raise file_error(source, f"{where} has no variable {name!r}")
     var = ds[name]
     if var.dims != dims:
-        raise _fail(source, f"{where} variable {name!r} has dims {var.dims}, expected {dims}")
+        raise file_error(source, f"{where} variable {name!r} has dims {var.dims}, expected {dims}")
     vals = var.values
     if vals.dtype.kind not in kinds:
-        raise _fail(source, f"{where} variable {name!r} has dtype {vals.dtype}")
+        raise file_error(source, f"{where} variable {name!r} has dtype {vals.dtype}")
     if vals.dtype.kind == "f" and not np.all(np.isfinite(vals)):
-        raise _fail(source, f"{where} variable {name!r} has NaN or infinite entries")
+        raise file_error(source, f"{where} variable {name!r} has NaN or infinite entries")
     return vals
 
 
@@ -456,16 +460,16 @@ def _names(ds: xr.Dataset, coord: str, source: str, where: str) -> list[str]:
         return []
     vals = ds[coord].values
     if vals.dtype.kind not in "OU" or not all(isinstance(v, str) for v in vals.tolist()):
-        raise _fail(source, f"{where} coordinate {coord!r} must hold term names (strings)")
+        raise file_error(source, f"{where} coordinate {coord!r} must hold term names (strings)")
     return [str(v) for v in vals.tolist()]
 
 
 def _arms_from_file(ds: xr.Dataset, source: str, where: str) -> list[Any]:
     if "arm" not in ds.coords:
-        raise _fail(source, f"{where} has no 'arm' coordinate")
+        raise file_error(source, f"{where} has no 'arm' coordinate")
     vals = ds["arm"].values
     if vals.dtype.kind not in "OUbiu":
-        raise _fail(source, f"{where} arm labels have dtype {vals.dtype}")
+        raise file_error(source, f"{where} arm labels have dtype {vals.dtype}")
     arms = vals.tolist()
     kinds = {type(a) for a in arms}
     if (
@@ -474,7 +478,7 @@ def _arms_from_file(ds: xr.Dataset, source: str, where: str) -> list[Any]:
         or len(set(arms)) != len(arms)
         or len(arms) < 2
     ):
-        raise _fail(
+        raise file_error(
             source,
             f"{where} arm labels {arms[:6]!r:.80} must be at least 2 distinct labels of one type",
         )
@@ -488,30 +492,30 @@ def _stage_from_dataset(
     a_ = ds.attrs
     treatment = _attr_str(a_, "treatment", source, where)
     if treatment not in columns:
-        raise _fail(source, f"{where}: treatment {treatment!r:.60} is not a column of /data")
+        raise file_error(source, f"{where}: treatment {treatment!r:.60} is not a column of /data")
     if _attr_int(a_, "position", source, where) != k + 1:
-        raise _fail(source, f"{where} says it is stage {a_.get('position')!r}")
+        raise file_error(source, f"{where} says it is stage {a_.get('position')!r}")
     arms = _arms_from_file(ds, source, where)
     m = len(arms)
     units = _array(ds, "units", ("unit",), "iu", source, where).astype(np.int64)
     if len(units) == 0 or units[0] < 0 or units[-1] >= n or np.any(np.diff(units) <= 0):
-        raise _fail(source, f"{where} units must be increasing row positions in 0..{n - 1}")
+        raise file_error(source, f"{where} units must be increasing row positions in 0..{n - 1}")
     nk = len(units)
     a = _array(ds, "a", ("unit",), "iu", source, where).astype(np.int64)
     if np.any((a < 0) | (a >= m)):
-        raise _fail(source, f"{where} arm codes must lie in 0..{m - 1}")
+        raise file_error(source, f"{where} arm codes must lie in 0..{m - 1}")
     main_terms = _names(ds, "main_term", source, where)
     contrast_terms = _names(ds, "contrast_term", source, where)
     X_main = _array(ds, "X_main", ("unit", "main_term"), "f", source, where)
     X_contrast = _array(ds, "X_contrast", ("unit", "contrast_term"), "f", source, where)
     feasible = _array(ds, "feasible", ("unit", "arm"), "b", source, where)
     if not feasible.any(axis=1).all() or not feasible[np.arange(nk), a].all():
-        raise _fail(
+        raise file_error(
             source, f"{where} feasible sets leave a unit no arm, or exclude its observed arm"
         )
     reward = _array(ds, "reward", ("obs",), "f", source, where)
     if reward.shape != (n,):
-        raise _fail(source, f"{where} reward has {reward.shape[0]} entries for {n} units")
+        raise file_error(source, f"{where} reward has {reward.shape[0]} entries for {n} units")
     kind = _attr_str(a_, "propensity_kind", source, where)
     ptext = _attr_str(a_, "propensity_formula", source, where, empty=True)
     X_prop, prop_terms, known, propensity = None, [], None, None
@@ -522,19 +526,21 @@ def _stage_from_dataset(
     elif kind == "known":
         known = _array(ds, "known_propensity", ("arm",), "f", source, where)
         if np.any(known <= 0) or np.any(known >= 1) or abs(known.sum() - 1) > 1e-6:
-            raise _fail(
+            raise file_error(
                 source,
                 f"{where} known propensities {known.tolist()} must lie in (0, 1) and sum to 1",
             )
         propensity = KnownPropensity(dict(zip(arms, known.tolist(), strict=True)))
     elif kind != "none":
-        raise _fail(
+        raise file_error(
             source,
             f"{where} propensity_kind {kind!r:.40} is not one of ['formula', 'known', 'none']",
         )
     reward_col = _attr_str(a_, "reward_column", source, where, empty=True)
     if reward_col and reward_col not in columns:
-        raise _fail(source, f"{where}: reward column {reward_col!r:.60} is not a column of /data")
+        raise file_error(
+            source, f"{where}: reward column {reward_col!r:.60} is not a column of /data"
+        )
     stage = StoredStage(
         treatment=treatment,
         main=_attr_str(a_, "main_formula", source, where, empty=True),
@@ -567,11 +573,11 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
     """Rebuild a :class:`DTRDesign` from the typed arrays of a file (no formula is parsed)."""
     for node in ("data", "design"):
         if node not in tree.children:
-            raise _fail(source, f"the file has no /{node} group")
+            raise file_error(source, f"the file has no /{node} group")
     df = decode_frame(tree["data"].to_dataset(), source)
     n = len(df)
     if n == 0:
-        raise _fail(source, "/data has no rows")
+        raise file_error(source, "/data has no rows")
     ds = tree["design"].to_dataset()
     where = "/design"
     outcome = _attr_str(ds.attrs, "outcome", source, where)
@@ -581,23 +587,25 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
     treatments = parse_json(ds.attrs.get("treatments"), source, "/design treatments")
     columns = set(df.columns)
     if family not in ("gaussian", "bernoulli"):
-        raise _fail(
+        raise file_error(
             source, f"/design family {family!r:.40} is not one of ['gaussian', 'bernoulli']"
         )
     for what, col in (("outcome", outcome), ("group", group), ("id", id_)):
         if col is not None and col not in columns:
-            raise _fail(source, f"/design {what} column {col!r:.60} is not a column of /data")
+            raise file_error(source, f"/design {what} column {col!r:.60} is not a column of /data")
     if (
         not isinstance(treatments, list)
         or not treatments
         or not all(isinstance(t, str) for t in treatments)
     ):
-        raise _fail(source, "/design treatments must be a non-empty list of column names")
+        raise file_error(source, "/design treatments must be a non-empty list of column names")
     y = _array(ds, "y", ("obs",), "f", source, where)
     if y.shape != (n,) or not np.array_equal(
         y, pd.to_numeric(df[outcome], errors="coerce").to_numpy(dtype=float)
     ):
-        raise _fail(source, f"/design y does not match the outcome column {outcome!r} of /data")
+        raise file_error(
+            source, f"/design y does not match the outcome column {outcome!r} of /data"
+        )
     group_levels: list[Any] = []
     group_codes = None
     if group is not None:
@@ -606,17 +614,17 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
         group_codes = np.asarray(cat.codes, dtype=np.int64)
         stored = _array(ds, "group_code", ("obs",), "iu", source, where)
         if not np.array_equal(stored, group_codes) or len(group_levels) < 2:
-            raise _fail(
+            raise file_error(
                 source, f"/design group codes do not match the group column {group!r} of /data"
             )
     stages = []
     for k, t in enumerate(treatments):
         node = f"stage_{k + 1}"
         if node not in tree.children or "design" not in tree[node].children:
-            raise _fail(source, f"the file has no /{node}/design group")
+            raise file_error(source, f"the file has no /{node}/design group")
         sd = _stage_from_dataset(tree[node]["design"].to_dataset(), k, n, columns, source)
         if sd.treatment != t:
-            raise _fail(
+            raise file_error(
                 source, f"/{node}/design is treatment {sd.treatment!r} but /design lists {t!r}"
             )
         stages.append(sd)
