@@ -148,11 +148,15 @@ def _scalar_list(values: Any, source: str, what: str) -> list[Any]:
     return values
 
 
-def _labels_for_file(values: Sequence[Any], what: str, fix: str) -> list[Any]:
-    """Labels as JSON-safe scalars of one kind: all str, all int (64-bit), all bool or all float."""
+def _labels_for_file(
+    values: Sequence[Any], what: str, fix: str, *, floats: bool = True
+) -> list[Any]:
+    """Labels as JSON-safe scalars of one kind: all str, all int (64-bit), all bool or (if
+    ``floats``) all finite float."""
     vals = [v.item() if isinstance(v, np.generic) else v for v in values]
     kinds = {bool if isinstance(v, bool) else type(v) for v in vals}
-    ok = len(kinds) <= 1 and kinds <= {str, int, bool, float}
+    allowed = {str, int, bool, float} if floats else {str, int, bool}
+    ok = len(kinds) <= 1 and kinds <= allowed
     if ok and kinds == {int}:
         ok = all(_INT64[0] <= v <= _INT64[1] for v in vals)
     if ok and kinds == {float}:
@@ -161,7 +165,8 @@ def _labels_for_file(values: Sequence[Any], what: str, fix: str) -> list[Any]:
         shown = ", ".join(f"{v!r} ({type(v).__name__})" for v in vals[:4])
         raise DataError(
             f"{what} has labels {shown}{', ...' if len(vals) > 4 else ''}; a posterior file stores "
-            f"labels of one type: strings, 64-bit integers, finite floats or booleans. {fix}"
+            f"labels of one type: strings, 64-bit integers{', finite floats' if floats else ''} or "
+            f"booleans. {fix}"
         )
     return vals
 
@@ -362,7 +367,7 @@ def _arms_for_file(sd: StageDesign) -> np.ndarray:
         f"Recode the treatment before fitting, e.g. df[{sd.treatment!r}] = "
         f"df[{sd.treatment!r}].astype(str)."
     )
-    _labels_for_file(sd.arms, f"Treatment column {sd.treatment!r}", fix)
+    _labels_for_file(sd.arms, f"Treatment column {sd.treatment!r}", fix, floats=False)
     return arm_array(sd.arms)
 
 
