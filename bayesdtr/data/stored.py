@@ -14,9 +14,9 @@ stored design matrices on the stored data, or loading is refused.
 
 Column encodings (variable ``column_<i>`` of ``/data``, attribute ``kind``):
 
-- ``native``: numeric, boolean, datetime64 and timedelta64 arrays; ``dtype`` restores the exact
+- ``native``: numeric, boolean, datetime64 and timedelta64 arrays; ``pandas_dtype`` restores the exact
   dtype (from an allowlist of names);
-- ``string``: strings, with the rows that were missing listed in ``string_na``;
+- ``string``: strings; the rows that were missing are True in ``missing_<i>`` (dim ``obs``);
 - ``categorical``: integer codes (-1 = missing), ``categories`` (a JSON list of strings, numbers
   or booleans) and ``ordered``;
 - ``extension``: pandas nullable numbers and booleans, as float with NaN for missing;
@@ -60,7 +60,7 @@ _EXTENSION_DTYPES = {f"{s}Int{b}" for s in ("", "U") for b in (8, 16, 32, 64)} |
     "boolean",
 }
 _STRING_DTYPES = {"object", "str", "string", "string[python]", "string[pyarrow]"}
-_JSON_MAX = 10_000_000  # characters of one JSON attribute
+_JSON_MAX = 100_000_000  # characters of one JSON attribute
 
 
 @dataclass(frozen=True)
@@ -200,10 +200,10 @@ def _encode_column(col: pd.Series, name: str) -> tuple[np.ndarray, dict[str, Any
     if str(dtype) in _EXTENSION_DTYPES:
         return col.to_numpy(dtype=float, na_value=np.nan), {
             "kind": "extension",
-            "dtype": str(dtype),
+            "pandas_dtype": str(dtype),
         }
     if isinstance(dtype, np.dtype) and _NATIVE_DTYPE.fullmatch(str(dtype)):
-        return col.to_numpy(), {"kind": "native", "dtype": str(dtype)}
+        return col.to_numpy(), {"kind": "native", "pandas_dtype": str(dtype)}
     if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
         inferred = pd.api.types.infer_dtype(col, skipna=True)
         na = col.isna().to_numpy()
@@ -212,11 +212,7 @@ def _encode_column(col: pd.Series, name: str) -> tuple[np.ndarray, dict[str, Any
                 ["" if m else str(v) for v, m in zip(col, na, strict=True)], dtype=object
             )
             kept = str(dtype) if str(dtype) in _STRING_DTYPES else "object"
-            return vals, {
-                "kind": "string",
-                "string_na": json.dumps(np.flatnonzero(na).tolist()),
-                "dtype": kept,
-            }
+            return vals, {"kind": "string", "pandas_dtype": kept, "missing": na}
         if inferred in ("integer", "boolean") and not na.any():
             if inferred == "integer" and not all(_INT64[0] <= int(v) <= _INT64[1] for v in col):
                 raise DataError(
@@ -257,6 +253,10 @@ def encode_frame(df: pd.DataFrame) -> xr.Dataset:
     data_vars = {}
     for i, name in enumerate(names):
         vals, attrs = _encode_column(df.iloc[:, i], name)
+        missing = attrs.pop("missing", None)
+        if missing is not None and missing.any():
+            data_vars[f"missing_{i}"] = xr.Variable(("obs",), missing.astype(bool))
+            attrs["missing"] = 1
         data_vars[f"column_{i}"] = xr.Variable(("obs",), vals, attrs={"column": name, **attrs})
     index = df.index.to_numpy()
     if index.dtype == object:
@@ -268,7 +268,7 @@ def encode_frame(df: pd.DataFrame) -> xr.Dataset:
     return xr.Dataset(data_vars, coords={"obs": index}, attrs={"columns": json.dumps(names)})
 
 
-def _decode_column(var: xr.DataArray, source: str, where: str) -> Any:
+def _decode_column(var: xr.DataArray, missing: np.ndarray | None, source: str, where: str) -> Any:
     attrs = var.attrs
     kind = _attr_str(attrs, "kind", source, where)
     vals = var.values
@@ -294,7 +294,7 @@ def _decode_column(var: xr.DataArray, source: str, where: str) -> Any:
             vals.astype(np.int64), categories=cats, ordered=bool(ordered)
         )
     if kind == "extension":
-        dtype = _attr_str(attrs, "dtype", source, where)
+        dtype = _attr_str(attrs, "pandas_dtype", source, where)
         if dtype not in _EXTENSION_DTYPES or vals.dtype.kind != "f":
             raise file_error(source, f"{where} has an unknown nullable dtype {dtype!r:.40}")
         try:
@@ -302,24 +302,19 @@ def _decode_column(var: xr.DataArray, source: str, where: str) -> Any:
         except (TypeError, ValueError) as err:
             raise file_error(source, f"{where} cannot be restored as {dtype} ({err})") from None
     if kind == "string":
-        dtype = _attr_str(attrs, "dtype", source, where)
+        dtype = _attr_str(attrs, "pandas_dtype", source, where)
         if dtype not in _STRING_DTYPES or vals.dtype.kind not in "OU":
             raise file_error(source, f"{where} has an unknown string dtype {dtype!r:.40}")
         ser = pd.Series(vals.astype(object), dtype=object)
-        na = parse_json(attrs.get("string_na", "[]"), source, f"{where} string_na")
-        if not isinstance(na, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(ser) for i in na
-        ):
-            raise file_error(source, f"{where} lists missing rows outside 0..{len(ser) - 1}")
-        if na:
-            ser.iloc[na] = np.nan
+        if missing is not None:
+            ser[missing] = np.nan
         return ser if dtype == "object" else ser.astype(dtype)
     if kind == "object-native":
         if vals.dtype.kind not in "biuf":
             raise file_error(source, f"{where} should hold numbers; it holds dtype {vals.dtype}")
         return pd.Series(vals, dtype=object)
     if kind == "native":
-        dtype = _attr_str(attrs, "dtype", source, where)
+        dtype = _attr_str(attrs, "pandas_dtype", source, where)
         if not _NATIVE_DTYPE.fullmatch(dtype):
             raise file_error(source, f"{where} has an unknown dtype {dtype!r:.40}")
         want = np.dtype(dtype)
@@ -338,7 +333,12 @@ def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
         or len(set(names)) != len(names)
     ):
         raise file_error(source, "/data attribute 'columns' must list distinct column names")
-    expected = {f"column_{i}" for i in range(len(names))}
+    flagged = [
+        i
+        for i in range(len(names))
+        if ds.get(f"column_{i}") is not None and ds[f"column_{i}"].attrs.get("missing") == 1
+    ]
+    expected = {f"column_{i}" for i in range(len(names))} | {f"missing_{i}" for i in flagged}
     if set(ds.data_vars) != expected:
         raise file_error(
             source,
@@ -351,7 +351,12 @@ def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
             raise file_error(
                 source, f"/data column_{i} does not match column {name!r} of the column list"
             )
-        cols[name] = _decode_column(var, source, f"/data column {name!r}")
+        missing = None
+        if i in flagged:
+            missing = ds[f"missing_{i}"].values
+            if missing.dtype.kind != "b" or missing.shape != var.shape:
+                raise file_error(source, f"/data missing_{i} must be one boolean per row")
+        cols[name] = _decode_column(var, missing, source, f"/data column {name!r}")
     if "obs" not in ds.coords:
         raise file_error(source, "/data has no 'obs' coordinate")
     df = pd.DataFrame(cols)
