@@ -29,7 +29,7 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -274,15 +274,13 @@ def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
         raise FileFormatError(
             f"Cannot write {target!r}: the folder {folder!r} does not exist. Create it first (os.makedirs)."
         )
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder
-        )
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    try:  # created with the usual permissions (umask applies), unlike mkstemp's 0600
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     except OSError as err:
         raise FileFormatError(
             f"Cannot write {target!r}: {err.strerror or err} (check the folder's permissions)."
         ) from None
-    os.close(fd)
     try:
         tree.to_netcdf(tmp, engine="h5netcdf")
         fd = os.open(tmp, os.O_RDONLY)

@@ -392,6 +392,13 @@ def test_to_netcdf_refuses_bad_paths(saved, tmp_path):
         post.to_netcdf(tmp_path)
     with pytest.raises(bd.FileFormatError, match=r"the folder .*nowhere' does not exist"):
         post.to_netcdf(tmp_path / "nowhere" / "p.nc")
+    assert os.listdir(tmp_path) == []
+    # a written file gets the usual permissions (the umask's), not a temporary file's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    post.to_netcdf(tmp_path / "ok.nc")
+    assert (tmp_path / "ok.nc").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert os.listdir(tmp_path) == ["ok.nc"]
 
 
 def test_stages_are_matched_by_name_and_must_reproduce_the_design(saved):
