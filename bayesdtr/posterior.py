@@ -143,7 +143,12 @@ class DTRPosterior:
         in every column): their stored design rows. Anything else needs the caller's formulas."""
         stored = self.design.data
         rows = stored.iloc[sd.units]
-        pos = rows.index.get_indexer(data.index) if data.index.is_unique else np.array([-1])
+        if rows.index.is_unique and data.index.is_unique:
+            pos = rows.index.get_indexer(data.index)
+        elif data.index.equals(rows.index):  # repeated labels (id= data): the rows in order
+            pos = np.arange(len(rows))
+        else:
+            pos = np.array([-1])
         same = (pos >= 0).all() and list(data.columns) == list(stored.columns) and _same_frame(data, rows.iloc[pos])
         if not same:
             raise SpecificationError(
