@@ -552,7 +552,6 @@ def test_killed_writer_never_leaves_a_damaged_file(saved, tmp_path):
 
 
 def test_priors_are_stored_as_plain_data(tmp_path):
-
     priors = {
         "group_sd": Prior("HalfNormal", sigma=2.0),
         "A1": {"propensity_coef": Prior("Normal", mu=0.0, sigma=[1.0, 2.0])},
