@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = textwrap.dedent(
     """
     import sys
+    import time
     from pathlib import Path
 
     import numpy as np
@@ -65,9 +66,15 @@ SCRIPT = textwrap.dedent(
 
 
     if sys.argv[1] == "fit":
-        np.savez(out / "values.npz", **values(post))
-    else:
-        np.savez(out / "values_loaded.npz", **values(bd.load(Path(sys.argv[4]) / "post.nc")))
+        np.savez(out / "values.tmp.npz", **values(post))
+        (out / "values.tmp.npz").rename(out / "values.npz")
+    else:  # wait for the other process's file, then load it
+        other = Path(sys.argv[4])
+        t0 = time.monotonic()
+        while not (other / "values.npz").exists():
+            assert time.monotonic() - t0 < 600, "the first process did not finish"
+            time.sleep(0.1)
+        np.savez(out / "values_loaded.npz", **values(bd.load(other / "post.nc")))
     """
 )
 
@@ -97,12 +104,12 @@ def test_two_processes_give_bit_identical_draws_and_values(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
+    # two separate processes fit at the same time; the second then loads the first one's file
     first = _run(script, "fit", str(a), str(ROOT))
-    out_a = first.communicate(timeout=300)[0]
-    assert first.returncode == 0, out_a
-    # a second, separate process fits again, then loads the first one's file
     second = _run(script, "load", str(b), str(ROOT), str(a))
-    out_b = second.communicate(timeout=300)[0]
+    out_a = first.communicate(timeout=600)[0]
+    assert first.returncode == 0, out_a
+    out_b = second.communicate(timeout=600)[0]
     assert second.returncode == 0, out_b
 
     draws_a, draws_b = _variables(a / "post.nc"), _variables(b / "post.nc")
