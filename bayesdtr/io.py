@@ -200,7 +200,26 @@ def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
 def build_tree(
     parts: PosteriorParts, *, prob_optimal: Sequence[pd.DataFrame], value: xr.DataArray
 ) -> xr.DataTree:
-    """Assemble the full DataTree of a posterior (layout in the module docstring)."""
+    """Assemble the full DataTree of a posterior (layout in the module docstring).
+
+    Parameters
+    ----------
+    parts : PosteriorParts
+        The posterior's design, draws, priors, seeds and settings.
+    prob_optimal : list of pandas.DataFrame
+        P(arm optimal) of each stage's units (obs x arm), one per stage.
+    value : xarray.DataArray
+        The value posterior of the optimal regime (chain, draw).
+
+    Returns
+    -------
+    xarray.DataTree
+
+    Raises
+    ------
+    DataError, PriorError
+        A column, label or prior that a file cannot hold; the message says how to convert it.
+    """
     design = parts.design
     nodes = design_datasets(design)
     index = nodes["/data"]["obs"].values
@@ -262,7 +281,20 @@ def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
 
     The file is written to a temporary file in the same folder, flushed to disk (fsync), then
     renamed over ``path`` (``os.replace``). A crash or kill leaves either no file or the previous
-    complete one at ``path`` (and possibly a stray ``.<name>.*.tmp`` file next to it).
+    complete one at ``path`` (and possibly a stray ``.<name>.<hex>.tmp`` file next to it).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        What to write (see :func:`build_tree`).
+    path : str or os.PathLike
+        The file to create or replace.
+
+    Raises
+    ------
+    FileFormatError
+        ``path`` is not a file path, is a folder, its folder does not exist or is not writable,
+        or the writer failed (the temporary file is removed).
     """
     target = check_path(path, "to_netcdf")
     folder = os.path.dirname(os.path.abspath(target))
@@ -607,9 +639,32 @@ def _open(path: Any) -> tuple[xr.DataTree, str]:
 def read_netcdf(
     path: str | os.PathLike, *, stages: Sequence[Stage] | None = None
 ) -> PosteriorParts:
-    """Read a posterior file into :class:`PosteriorParts`, checking every part; no text from the
-    file is evaluated. ``stages`` (the caller's own ``bd.Stage`` list, matched by treatment name)
-    rebuilds the formula designs, which must reproduce the stored ones."""
+    """Read a posterior file into :class:`PosteriorParts`, checking every part.
+
+    No text from the file is evaluated: designs are stored matrices, priors plain dictionaries
+    rebuilt through an allowlist, settings and seeds checked JSON.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`write_netcdf`.
+    stages : list of Stage or None
+        The caller's own stages (matched by treatment name). Their formulas are evaluated on the
+        stored data and must reproduce the stored design matrices; the rebuilt designs can then
+        evaluate new data.
+
+    Returns
+    -------
+    PosteriorParts
+
+    Raises
+    ------
+    FileFormatError
+        Missing path, folder, unreadable or damaged file, newer or older format, inconsistent
+        contents; the message names the file and what is wrong.
+    SpecificationError
+        ``stages`` that do not match the fitted treatments or design.
+    """
     tree, source = _open(path)
     attrs = tree.attrs
     version = attrs.get("format_version")
