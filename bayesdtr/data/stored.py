@@ -580,7 +580,27 @@ def _stage_from_dataset(
 
 
 def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
-    """Rebuild a :class:`DTRDesign` from the typed arrays of a file (no formula is parsed)."""
+    """Rebuild a :class:`DTRDesign` from the typed arrays of a file (no formula is parsed).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        The file's tree (nodes ``/data``, ``/design`` and ``/stage_k/design``).
+    source : str
+        The file's name, for messages.
+
+    Returns
+    -------
+    DTRDesign
+        Its stages hold :class:`StoredStage` records and no formula specs, so they evaluate the
+        stored units only.
+
+    Raises
+    ------
+    FileFormatError
+        Missing nodes, shapes, dtypes, non-finite values, codes out of range, or data that do not
+        match the stored outcome and group codes.
+    """
     for node in ("data", "design"):
         if node not in tree.children:
             raise file_error(source, f"the file has no /{node} group")
@@ -656,8 +676,29 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
 
 
 def rebuild_design(stored: DTRDesign, stages: Any, source: str) -> DTRDesign:
-    """Designs rebuilt from the caller's own ``stages`` (matched by treatment name) on the stored
-    data; refused unless they reproduce every stored design array exactly."""
+    """Designs rebuilt from the caller's own ``stages`` on the stored data.
+
+    Parameters
+    ----------
+    stored : DTRDesign
+        The design read from the file (:func:`design_from_tree`).
+    stages : list of Stage
+        The caller's stages, matched by treatment name (any order).
+    source : str
+        The file's name, for messages.
+
+    Returns
+    -------
+    DTRDesign
+        A live design (formula specs included) equal to the stored one.
+
+    Raises
+    ------
+    SpecificationError
+        ``stages`` is not a list of ``bd.Stage``, names other treatments, or does not reproduce
+        every stored array exactly (arms, units, terms, design matrices, propensity design,
+        known probabilities, feasible sets, rewards).
+    """
     if isinstance(stages, Stage) or not isinstance(stages, Sequence) or isinstance(stages, str):
         raise SpecificationError(
             f"bd.load({source}, stages=...) must be a list of bd.Stage; got {type(stages).__name__}. "
