@@ -45,9 +45,11 @@ from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
 from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
 from bayesdtr.data.spec import Stage
 from bayesdtr.data.stored import (
+    attr_text,
     design_datasets,
     design_from_tree,
     file_error,
+    node_dataset,
     parse_json,
     rebuild_design,
 )
@@ -507,10 +509,10 @@ def _stage_draws(
     where = f"/{node}/posterior"
     if "posterior" not in tree[node].children:
         raise file_error(source, f"the file has no {where} group")
-    ds = tree[node]["posterior"].to_dataset()
+    ds = node_dataset(tree, f"{node}/posterior", source)
     S, m, G = C * D, sd.n_arms, len(design.group_levels)
     last = k == len(design.stages) - 1
-    engine, family = ds.attrs.get("engine"), ds.attrs.get("family")
+    engine, family = attr_text(ds.attrs, "engine"), attr_text(ds.attrs, "family")
     if engine not in _ENGINES:
         raise file_error(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
     if family != (design.family if last else "gaussian"):
@@ -545,7 +547,7 @@ def _stage_draws(
             raise file_error(source, f"{where} ancestor indices must lie in 0..{S - 1}")
     stats = {}
     if "sample_stats" in tree[node].children:
-        st = tree[node]["sample_stats"].to_dataset()
+        st = node_dataset(tree, f"{node}/sample_stats", source)
         stats = {
             str(n_): _draws(
                 st, str(n_), (C, D), source, f"/{node}/sample_stats", kinds="biuf"
@@ -585,7 +587,7 @@ def _propensity_draws(
         raise file_error(
             source, f"{where} exists but stage {sd.treatment!r} has no propensity model"
         )
-    p = tree[node]["propensity"].to_dataset()
+    p = node_dataset(tree, f"{node}/propensity", source)
     if sd.known_propensity is not None:
         known = _draws(p, "known", (sd.n_arms,), source, where)
         if not np.array_equal(known, sd.known_propensity):
@@ -688,10 +690,10 @@ def read_netcdf(
         )
     settings = _settings_from(attrs, source)
     design = design_from_tree(tree, source)
-    stored_hash = attrs.get("data_hash")
+    stored_hash = attr_text(attrs, "data_hash")
     if stored_hash != design.data_hash:
         raise file_error(source, "the data in /data do not match the file's data_hash")
-    seed_text = attrs.get("random_seed")
+    seed_text = attr_text(attrs, "random_seed")
     if not (isinstance(seed_text, str) and _DIGITS.fullmatch(seed_text)):
         raise file_error(
             source,

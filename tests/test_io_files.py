@@ -60,6 +60,11 @@ def _fake_propensities(design, stage_priors, *, draws, chains, rng, **_):
     """Propensity draws without MCMC (the file layer does not care where draws come from)."""
     out = []
     for sd in design.stages:
+        if sd.X_prop is None:
+            out.append(
+                None if sd.known_propensity is None else PropensityDraws(known=sd.known_propensity)
+            )
+            continue
         gamma = 0.1 * rng.standard_normal((chains * draws, sd.n_arms - 1, sd.X_prop.shape[1]))
         out.append(PropensityDraws(gamma=gamma, chains=chains, draws=draws))
     return out
@@ -297,6 +302,11 @@ def _shorter_sigma(tree):
 _shorter_sigma.xarray = True  # type: ignore[attr-defined]
 
 
+def _shorter_column(f):
+    del f["data/column_0"]
+    f["data/column_0"] = np.zeros(7)
+
+
 def _nan_at(index):
     def fn(v):
         v = v.astype(float)
@@ -335,6 +345,14 @@ DAMAGE = {
     "bad prior": (
         _attrs("stage_1/design", priors='{"psi": {"dist": "__import__"}}'),
         r"not a PyMC distribution",
+    ),
+    "array attribute": (
+        _attrs("stage_1/posterior", engine=np.array([1, 2])),
+        r"engine None is not one of",
+    ),
+    "column of another length": (
+        _shorter_column,
+        r"node /data is missing or malformed \(conflicting sizes",
     ),
     "bad encoding": (_attrs("data/column_0", pandas_dtype="object; rm -rf"), r"unknown dtype"),
 }

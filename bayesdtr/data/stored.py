@@ -48,6 +48,8 @@ __all__ = [
     "rebuild_design",
     "parse_json",
     "file_error",
+    "attr_text",
+    "node_dataset",
 ]
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -115,6 +117,24 @@ def parse_json(text: Any, source: str, what: str) -> Any:
         ) from None
 
 
+def attr_text(attrs: dict, key: str) -> str | None:
+    """A text attribute, or None when it is missing or not text (an array, a number)."""
+    v = attrs.get(key)
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", errors="replace")
+    return v if isinstance(v, str) else None
+
+
+def node_dataset(tree: xr.DataTree, path: str, source: str) -> xr.Dataset:
+    """The Dataset of node ``path``, or :class:`FileFormatError` if it is missing or malformed."""
+    try:
+        return tree[path].to_dataset()
+    except (KeyError, ValueError, TypeError) as err:
+        raise file_error(
+            source, f"node /{path} is missing or malformed ({str(err)[:100]})"
+        ) from None
+
+
 def _attr_str(attrs: dict, key: str, source: str, where: str, *, empty: bool = False) -> str:
     v = attrs.get(key)
     if isinstance(v, bytes):
@@ -135,6 +155,10 @@ def _attr_int(attrs: dict, key: str, source: str, where: str) -> int:
             source, f"{where} attribute {key!r} is missing or not an integer (got {v!r:.60})"
         )
     return int(v)
+
+
+def _is_one(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) and int(v) == 1
 
 
 def _scalar_list(values: Any, source: str, what: str) -> list[Any]:
@@ -336,7 +360,7 @@ def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
     flagged = [
         i
         for i in range(len(names))
-        if ds.get(f"column_{i}") is not None and ds[f"column_{i}"].attrs.get("missing") == 1
+        if f"column_{i}" in ds.data_vars and _is_one(ds[f"column_{i}"].attrs.get("missing"))
     ]
     expected = {f"column_{i}" for i in range(len(names))} | {f"missing_{i}" for i in flagged}
     if set(ds.data_vars) != expected:
@@ -347,7 +371,7 @@ def decode_frame(ds: xr.Dataset, source: str) -> pd.DataFrame:
     cols = {}
     for i, name in enumerate(names):
         var = ds[f"column_{i}"]
-        if var.dims != ("obs",) or var.attrs.get("column") != name:
+        if var.dims != ("obs",) or attr_text(var.attrs, "column") != name:
             raise file_error(
                 source, f"/data column_{i} does not match column {name!r} of the column list"
             )
@@ -384,7 +408,7 @@ def _matrix(dims: tuple[str, str], X: np.ndarray) -> xr.Variable:
 
 
 def _with_layout(ds: xr.Dataset, name: str, X: np.ndarray) -> np.ndarray:
-    if ds[name].attrs.get("layout") == "F":
+    if attr_text(ds[name].attrs, "layout") == "F":
         return np.asfortranarray(X, dtype=float)
     return np.ascontiguousarray(X, dtype=float)
 
@@ -604,11 +628,11 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
     for node in ("data", "design"):
         if node not in tree.children:
             raise file_error(source, f"the file has no /{node} group")
-    df = decode_frame(tree["data"].to_dataset(), source)
+    df = decode_frame(node_dataset(tree, "data", source), source)
     n = len(df)
     if n == 0:
         raise file_error(source, "/data has no rows")
-    ds = tree["design"].to_dataset()
+    ds = node_dataset(tree, "design", source)
     where = "/design"
     outcome = _attr_str(ds.attrs, "outcome", source, where)
     family = _attr_str(ds.attrs, "family", source, where)
@@ -652,7 +676,9 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
         node = f"stage_{k + 1}"
         if node not in tree.children or "design" not in tree[node].children:
             raise file_error(source, f"the file has no /{node}/design group")
-        sd = _stage_from_dataset(tree[node]["design"].to_dataset(), k, n, columns, source)
+        sd = _stage_from_dataset(
+            node_dataset(tree, f"{node}/design", source), k, n, columns, source
+        )
         if sd.treatment != t:
             raise file_error(
                 source, f"/{node}/design is treatment {sd.treatment!r} but /design lists {t!r}"
