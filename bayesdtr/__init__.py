@@ -15,6 +15,7 @@ if sys.version_info < (3, 12):  # noqa: UP036  # pragma: no cover - guarded by r
         "Use a 3.12 interpreter (the repository's .python-version selects it under pyenv)."
     )
 
+from bayesdtr._version import __version__
 from bayesdtr.data.datasets import list_datasets, load_data
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import (
@@ -22,13 +23,13 @@ from bayesdtr.exceptions import (
     BayesDTRWarning,
     ConvergenceWarning,
     DataError,
+    FileFormatError,
     FitError,
     PositivityWarning,
     PriorError,
     RegimeError,
     SpecificationError,
 )
-from bayesdtr.io import load
 from bayesdtr.model import DTRModel
 from bayesdtr.plotting import (
     plot_contrasts,
@@ -38,14 +39,12 @@ from bayesdtr.plotting import (
     plot_shrinkage,
     plot_value,
 )
-from bayesdtr.posterior import DTRPosterior
+from bayesdtr.posterior import DTRPosterior, load
 from bayesdtr.regimes import Regime
 from bayesdtr.report import write_report
 from bayesdtr.simulate.methods import MethodResult
 from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
 from bayesdtr.simulate.study import StudyResult, simulation_study
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BayesDTRError",
@@ -55,6 +54,7 @@ __all__ = [
     "DTRModel",
     "DTRPosterior",
     "DataError",
+    "FileFormatError",
     "FitError",
     "KnownPropensity",
     "MethodResult",

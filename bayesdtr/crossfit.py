@@ -145,7 +145,7 @@ class CrossFit:
         s_folds, s_fits = root.spawn(2)
         labels = fold_labels(design, folds, np.random.default_rng(s_folds))
         settings = post.settings
-        priors = post.model.stage_priors
+        priors = post.priors
         self.fold_list: list[_Fold] = []
         for f, seed in enumerate(s_fits.spawn(folds)):
             if scheme == "online" and f < start:
@@ -208,7 +208,7 @@ class CrossFit:
     def contributions(self, regime: Regime, method: str, kind: str) -> list[tuple[np.ndarray, Induction]]:
         """Per fold: the held-out positions and the induction that evaluates the fold rule."""
         post = self.post
-        settings, priors = post.settings, post.model.stage_priors
+        settings, priors = post.settings, post.priors
         out = []
         for f, fold in enumerate(self.fold_list):
             rule = self.fold_rule(f, regime, kind)

@@ -17,6 +17,7 @@ __all__ = [
     "BayesDTRWarning",
     "PositivityWarning",
     "ConvergenceWarning",
+    "FileFormatError",
 ]
 
 
@@ -54,3 +55,8 @@ class PositivityWarning(BayesDTRWarning):
 
 class ConvergenceWarning(BayesDTRWarning):
     """Sampling diagnostics (divergences, R-hat, ESS) need attention; see ``post.diagnostics()``."""
+
+
+class FileFormatError(BayesDTRError):
+    """A posterior file cannot be read or written: missing, not netCDF, damaged, tampered with,
+    or from a newer bayesdtr. The message names the file and what is wrong."""

@@ -1,9 +1,20 @@
-"""The posterior as an :class:`xarray.DataTree`, and netCDF files (never pickle).
+"""Posterior files: the DataTree layout, atomic netCDF writes, and reading typed arrays back.
 
-Layout::
+A file holds arrays and plain attributes only (never pickle), and reading it evaluates no text:
+the designs come back as stored matrices (:mod:`bayesdtr.data.stored`), priors as plain
+dictionaries rebuilt through an allowlist, seeds and settings as checked JSON. This module knows
+no ``DTRModel`` or ``DTRPosterior``: it reads and writes :class:`PosteriorParts`.
 
-    /                       attrs: bayesdtr version, seed, settings, data hash, spec (JSON)
-    /data                   the input data (dim obs), so that a loaded posterior can answer queries
+Layout (format 2)::
+
+    /                       attrs: bayesdtr_version, format_version, random_seed (decimal text),
+                            seeds (JSON), settings (JSON), data_hash
+    /data                   the input data: column_<i> (obs), attrs name and encoding
+    /design                 y (obs), group_code (obs); attrs outcome, family, group, id, treatments
+    /stage_k/design         units, a (unit), X_main (unit, main_term), X_contrast
+                            (unit, contrast_term), X_prop (unit, propensity_term) or
+                            known_propensity (arm), feasible (unit, arm), reward (obs);
+                            attrs treatment, formulas (text for reading only), priors (JSON)
     /stage_k/posterior      beta (chain, draw, main_term), psi (chain, draw, arm, contrast_term),
                             sigma, group effects, ancestor
     /stage_k/sample_stats   diverging, n_steps (MCMC stages)
@@ -16,51 +27,101 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import xarray as xr
+from pymc_extras.prior import Prior
 
-from bayesdtr.data.design import arm_array
-from bayesdtr.data.spec import KnownPropensity, Stage
-from bayesdtr.exceptions import DataError, SpecificationError
-from bayesdtr.inference.backward import FitSettings, Induction
+from bayesdtr._version import __version__
+from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
+from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
+from bayesdtr.data.spec import Stage
+from bayesdtr.data.stored import (
+    attr_text,
+    design_datasets,
+    design_from_tree,
+    file_error,
+    node_dataset,
+    parse_json,
+    rebuild_design,
+)
+from bayesdtr.exceptions import FileFormatError, PriorError
+from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
+from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
 
-if TYPE_CHECKING:
-    from bayesdtr.posterior import DTRPosterior
+__all__ = [
+    "FORMAT_VERSION",
+    "check_path",
+    "PosteriorParts",
+    "stage_posterior_dataset",
+    "build_tree",
+    "write_netcdf",
+    "read_netcdf",
+]
 
-__all__ = ["stage_posterior_dataset", "build_tree", "write_netcdf", "load"]
+#: Version of the file layout; files of a newer format are refused.
+FORMAT_VERSION = 2
+_DIGITS = re.compile(r"[0-9]{1,200}")
+_ENGINES = ("conjugate", "mcmc", "robust")
 
-FORMAT_VERSION = 1
+
+@dataclass
+class PosteriorParts:
+    """Everything a posterior is made of, as plain data: what files store and restore."""
+
+    design: DTRDesign
+    priors: dict[str, StagePriors]
+    settings: FitSettings
+    fits: list[StageDraws]
+    propensities: list[PropensityDraws | None]
+    random_seed: int
+    seed: np.random.SeedSequence
+    induction_seed: np.random.SeedSequence
+    tree: xr.DataTree | None = None
+    source: str | None = None
 
 
-def stage_posterior_dataset(post: DTRPosterior, k: int) -> xr.Dataset:
-    """Stage k's outcome-model draws as a Dataset with the fixed dim names."""
-    sd = post.design.stages[k]
-    fit = post.fits[k]
-    C, D = post.chains, post.draws
+# --------------------------------------------------------------------------- writing
+
+
+def stage_posterior_dataset(
+    sd: StageDesign, fit: StageDraws, group_levels: Sequence[Any]
+) -> xr.Dataset:
+    """Stage draws as a Dataset with the fixed dim names (reference arm's psi = 0)."""
+    C, D = fit.chains, fit.draws
     pm_, pc = sd.X_main.shape[1], sd.X_contrast.shape[1]
     beta = fit.theta[:, :pm_].reshape(C, D, pm_)
     psi = np.zeros((C, D, sd.n_arms, pc))
     psi[:, :, 1:, :] = fit.theta[:, pm_:].reshape(C, D, sd.n_arms - 1, pc)
-    coords = {
+    coords: dict[str, Any] = {
         "chain": np.arange(C),
         "draw": np.arange(D),
-        "main_term": sd.main_terms,
-        "contrast_term": sd.contrast_terms,
+        "main_term": np.asarray(sd.main_terms, dtype=object),
+        "contrast_term": np.asarray(sd.contrast_terms, dtype=object),
         "arm": arm_array(sd.arms),
     }
-    data = {"beta": (("chain", "draw", "main_term"), beta), "psi": (("chain", "draw", "arm", "contrast_term"), psi)}
+    data: dict[str, Any] = {
+        "beta": (("chain", "draw", "main_term"), beta),
+        "psi": (("chain", "draw", "arm", "contrast_term"), psi),
+    }
     if fit.sigma is not None:
         data["sigma"] = (("chain", "draw"), fit.sigma.reshape(C, D))
+    G = len(group_levels)
     if fit.group_intercept is not None:
-        coords["group"] = np.asarray([str(g) for g in post.design.group_levels], dtype=object)
-        data["group_intercept"] = (("chain", "draw", "group"), fit.group_intercept.reshape(C, D, -1))
+        coords["group"] = np.asarray([str(g) for g in group_levels], dtype=object)
+        data["group_intercept"] = (("chain", "draw", "group"), fit.group_intercept.reshape(C, D, G))
     if fit.group_contrast is not None:
-        gc = np.zeros((C, D, len(post.design.group_levels), sd.n_arms))
-        gc[..., 1:] = fit.group_contrast.reshape(C, D, len(post.design.group_levels), sd.n_arms - 1)
+        gc = np.zeros((C, D, G, sd.n_arms))
+        gc[..., 1:] = fit.group_contrast.reshape(C, D, G, sd.n_arms - 1)
         data["group_contrast"] = (("chain", "draw", "group", "arm"), gc)
     for name, arr in fit.extras.items():
         arr = arr.reshape((C, D) + arr.shape[1:])
@@ -69,313 +130,599 @@ def stage_posterior_dataset(post: DTRPosterior, k: int) -> xr.Dataset:
         if arr.ndim == 3:
             coords["contrast_arm"] = arm_array(sd.arms[1:])
     if fit.ancestor is not None:
-        data["ancestor"] = (("chain", "draw"), fit.ancestor.reshape(C, D))
+        data["ancestor"] = (("chain", "draw"), fit.ancestor.reshape(C, D).astype(np.int64))
     ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(treatment=sd.treatment, engine=fit.engine, family=fit.family, reference_arm=str(sd.arms[0]))
+    ds.attrs.update(
+        treatment=sd.treatment, engine=fit.engine, family=fit.family, reference_arm=str(sd.arms[0])
+    )
     return ds
 
 
-def _propensity_dataset(post: DTRPosterior, k: int) -> xr.Dataset | None:
-    pr = post.propensities[k]
-    sd = post.design.stages[k]
-    if pr is None:
-        return None
+def _propensity_dataset(
+    sd: StageDesign, pr: PropensityDraws, group_levels: Sequence[Any]
+) -> xr.Dataset:
     if pr.known is not None:
         return xr.Dataset({"known": (("arm",), pr.known)}, coords={"arm": arm_array(sd.arms)})
     assert pr.gamma is not None
     C, D = pr.chains, pr.draws
-    data = {"propensity_coef": (("chain", "draw", "contrast_arm", "propensity_term"), pr.gamma.reshape(C, D, *pr.gamma.shape[1:]))}
-    coords = {
+    data: dict[str, Any] = {
+        "propensity_coef": (
+            ("chain", "draw", "contrast_arm", "propensity_term"),
+            pr.gamma.reshape(C, D, *pr.gamma.shape[1:]),
+        )
+    }
+    coords: dict[str, Any] = {
         "chain": np.arange(C),
         "draw": np.arange(D),
         "contrast_arm": arm_array(sd.arms[1:]),
-        "propensity_term": sd.prop_terms,
+        "propensity_term": np.asarray(sd.prop_terms, dtype=object),
     }
     if pr.group_effect is not None:
-        data["propensity_group"] = (("chain", "draw", "group", "contrast_arm"), pr.group_effect.reshape(C, D, *pr.group_effect.shape[1:]))
-        coords["group"] = np.asarray([str(g) for g in post.design.group_levels], dtype=object)
+        data["propensity_group"] = (
+            ("chain", "draw", "group", "contrast_arm"),
+            pr.group_effect.reshape(C, D, *pr.group_effect.shape[1:]),
+        )
+        coords["group"] = np.asarray([str(g) for g in group_levels], dtype=object)
     for name, arr in pr.stats.items():
         data[f"stat_{name}"] = (("chain", "draw"), arr.reshape(C, D))
     return xr.Dataset(data, coords=coords)
 
 
-def _spec_json(post: DTRPosterior) -> str:
-    stages = []
-    for sd in post.design.stages:
-        st = sd.stage
-        prop: Any = st.propensity
-        if isinstance(prop, KnownPropensity):
-            prop = {"known": [[_jsonable(a), float(p)] for a, p in prop.probabilities.items()]}
-        stages.append(
-            {
-                "treatment": st.treatment,
-                "main": st.main,
-                "contrast": st.contrast,
-                "propensity": prop,
-                "reward": st.reward,
-                "units": sd.units.tolist(),
-                "feasible": sd.feasible.astype(int).tolist() if st.feasible is not None else None,
-                "arms": [_jsonable(a) for a in sd.arms],
-            }
-        )
-    return json.dumps(
-        {
-            "stages": stages,
-            "outcome": post.design.outcome,
-            "family": post.design.family,
-            "group": post.design.group,
-            "group_contrast": post.model.group_contrast,
-            "id": post.design.id,
-            "has_prior_overrides": bool(post.model.priors_input),
-        }
-    )
-
-
-def _jsonable(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _encode_column(col: pd.Series, name: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """A data column as a netCDF-storable array plus the attributes that restore it exactly."""
-    if not isinstance(name, str) or "/" in name:
-        raise DataError(
-            f"Column name {name!r} cannot be written to netCDF (names must be strings without '/'). "
-            "Rename the column before fitting, e.g. df.rename(columns=str)."
-        )
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = [_jsonable(v) for v in col.cat.categories]
-        return np.asarray(col.cat.codes, dtype=np.int64), {"kind": "categorical", "categories": json.dumps(cats), "ordered": int(col.cat.ordered)}
-    if pd.api.types.is_extension_array_dtype(col.dtype) and pd.api.types.is_numeric_dtype(col.dtype):
-        return col.to_numpy(dtype=float, na_value=np.nan), {"kind": "extension", "dtype": str(col.dtype)}
-    if col.dtype != object and not pd.api.types.is_string_dtype(col.dtype):
-        return col.to_numpy(), {"kind": "native"}
-    inferred = pd.api.types.infer_dtype(col, skipna=True)
-    na = col.isna().to_numpy()
-    if inferred in ("string", "empty"):
-        vals = np.asarray(["" if m else str(v) for v, m in zip(col, na, strict=True)], dtype=object)
-        return vals, {"kind": "string", "string_na": json.dumps(np.flatnonzero(na).tolist()), "dtype": str(col.dtype)}
-    if inferred in ("integer", "boolean") and not na.any():
-        return col.to_numpy(dtype=np.int64 if inferred == "integer" else bool), {"kind": "object-native"}
-    if inferred in ("integer", "floating", "mixed-integer-float", "decimal"):
-        return col.to_numpy(dtype=float, na_value=np.nan), {"kind": "object-native"}
-    raise DataError(
-        f"Column {name!r} holds values of mixed types ({inferred}); it cannot be written faithfully "
-        "to netCDF. Convert it to one type (e.g. df[col].astype(str))."
-    )
-
-
-def _decode_column(var: xr.DataArray) -> pd.Series | pd.Categorical:
-    kind = var.attrs.get("kind", "native")
-    vals = var.values
-    if kind == "categorical":
-        cats = json.loads(var.attrs["categories"])
-        return pd.Categorical.from_codes(vals.astype(np.int64), categories=cats, ordered=bool(var.attrs.get("ordered", 0)))
-    if kind == "extension":
-        return pd.Series(vals).astype(var.attrs["dtype"])
-    if kind == "string":
-        ser = pd.Series(vals.astype(object), dtype=object)
-        na = json.loads(var.attrs.get("string_na", "[]"))
-        if na:
-            ser.iloc[na] = np.nan
-        dtype = var.attrs.get("dtype", "object")
-        return ser if dtype == "object" else ser.astype(dtype)
-    if kind == "object-native":
-        return pd.Series(vals, dtype=object)
-    return pd.Series(vals)
-
-
-def build_tree(post: DTRPosterior) -> xr.DataTree:
-    """Assemble the full DataTree of a posterior."""
-    from bayesdtr import __version__
-
-    nodes: dict[str, xr.Dataset] = {}
-    df = post.design.data
-    data_vars = {str(c): ("obs", *_encode_column(df[c], c)) for c in df.columns}
-    index = df.index.to_numpy()
-    if index.dtype == object:
-        index = np.asarray([str(i) for i in index], dtype=object)
-    nodes["/data"] = xr.Dataset(data_vars, coords={"obs": index})
-    for k, sd in enumerate(post.design.stages):
-        base = f"/stage_{k + 1}"
-        nodes[f"{base}/posterior"] = stage_posterior_dataset(post, k)
-        fit = post.fits[k]
-        if fit.stats:
-            nodes[f"{base}/sample_stats"] = xr.Dataset(
-                {n: (("chain", "draw"), v.reshape(post.chains, post.draws)) for n, v in fit.stats.items()},
-                coords={"chain": np.arange(post.chains), "draw": np.arange(post.draws)},
+def _priors_json(priors: StagePriors, treatment: str) -> str:
+    out = {}
+    for name, p in priors.overrides.items():
+        ok = isinstance(p, Prior)
+        if ok:
+            try:
+                plain = p.to_dict()
+                text = json.dumps(plain)
+                ok = prior_from_plain(json.loads(text), "<check>", name).to_dict() == json.loads(
+                    text
+                )
+            except (TypeError, ValueError, FileFormatError):
+                ok = False
+        if not ok:
+            raise PriorError(
+                f"Prior {name!r} of stage {treatment!r} ({p!r:.80}) cannot be stored in a posterior "
+                "file: files hold pymc_extras.prior.Prior objects of PyMC distributions with "
+                "numeric parameters. Use such a Prior, or keep this posterior in memory."
             )
-        pds = _propensity_dataset(post, k)
-        if pds is not None:
-            nodes[f"{base}/propensity"] = pds
-        po = post.prob_optimal(k + 1)
+        out[name] = plain
+    return json.dumps(out)
+
+
+def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
+    ent = seed.entropy
+    entropy = (
+        [str(int(e)) for e in ent] if isinstance(ent, Sequence | np.ndarray) else str(int(ent))
+    )  # type: ignore[arg-type]
+    return {"entropy": entropy, "spawn_key": [int(k) for k in seed.spawn_key]}
+
+
+def build_tree(
+    parts: PosteriorParts, *, prob_optimal: Sequence[pd.DataFrame], value: xr.DataArray
+) -> xr.DataTree:
+    """Assemble the full DataTree of a posterior (layout in the module docstring).
+
+    Parameters
+    ----------
+    parts : PosteriorParts
+        The posterior's design, draws, priors, seeds and settings.
+    prob_optimal : list of pandas.DataFrame
+        P(arm optimal) of each stage's units (obs x arm), one per stage.
+    value : xarray.DataArray
+        The value posterior of the optimal regime (chain, draw).
+
+    Returns
+    -------
+    xarray.DataTree
+
+    Raises
+    ------
+    DataError, PriorError
+        A column, label or prior that a file cannot hold; the message says how to convert it.
+    """
+    design = parts.design
+    nodes = design_datasets(design)
+    index = nodes["/data"]["obs"].values
+    for k, sd in enumerate(design.stages):
+        base = f"/stage_{k + 1}"
+        nodes[f"{base}/design"].attrs["priors"] = _priors_json(
+            parts.priors[sd.treatment], sd.treatment
+        )
+        fit = parts.fits[k]
+        nodes[f"{base}/posterior"] = stage_posterior_dataset(sd, fit, design.group_levels)
+        if fit.stats:
+            C, D = fit.chains, fit.draws
+            nodes[f"{base}/sample_stats"] = xr.Dataset(
+                {n: (("chain", "draw"), v.reshape(C, D)) for n, v in fit.stats.items()},
+                coords={"chain": np.arange(C), "draw": np.arange(D)},
+            )
+        pr = parts.propensities[k]
+        if pr is not None:
+            nodes[f"{base}/propensity"] = _propensity_dataset(sd, pr, design.group_levels)
         nodes[f"/policy/stage_{k + 1}"] = xr.Dataset(
-            {"prob_optimal": (("obs", "arm"), po.to_numpy())},
+            {"prob_optimal": (("obs", "arm"), prob_optimal[k].to_numpy())},
             coords={"obs": index[sd.units], "arm": arm_array(sd.arms)},
             attrs={"treatment": sd.treatment},
         )
-    nodes["/value"] = xr.Dataset({"optimal": post.value("optimal")})
+    nodes["/value"] = xr.Dataset({"optimal": value})
     tree = xr.DataTree.from_dict(nodes)
-    s = post.settings
     tree.attrs.update(
         {
             "bayesdtr_version": __version__,
             "format_version": FORMAT_VERSION,
-            "random_seed": post.random_seed,
-            "seed_entropy": str(post._seed.entropy),
-            "seed_spawn_key": json.dumps(list(post._seed.spawn_key)),
-            "data_hash": post.design.data_hash,
-            "settings": json.dumps(dataclasses.asdict(s)),
-            "spec": _spec_json(post),
+            "random_seed": str(int(parts.random_seed)),
+            "seeds": json.dumps(
+                {"posterior": _seed_json(parts.seed), "induction": _seed_json(parts.induction_seed)}
+            ),
+            "data_hash": design.data_hash,
+            "settings": json.dumps(dataclasses.asdict(parts.settings)),
         }
     )
     return tree
 
 
-def write_netcdf(post: DTRPosterior, path: str) -> None:
-    """Write ``post.tree`` with h5netcdf."""
-    post.tree.to_netcdf(path, engine="h5netcdf")
+def check_path(path: Any, verb: str) -> str:
+    """``path`` as a string, or :class:`FileFormatError` if it is not a file path."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise FileFormatError(
+            f"path={path!r:.80} is not a file path; {verb} needs a str or pathlib.Path, e.g. "
+            "post.to_netcdf('posterior.nc')."
+        )
+    text = os.fspath(path)
+    if not text or "\x00" in text:
+        raise FileFormatError(
+            f"path={text!r:.80} is not a valid file path; give e.g. 'posterior.nc'."
+        )
+    return text
 
 
-def _restore_data(ds: xr.Dataset) -> pd.DataFrame:
-    df = pd.DataFrame({name: _decode_column(var) for name, var in ds.data_vars.items()})
-    df.index = pd.Index(ds["obs"].values)
-    return df
+def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
+    """Write ``tree`` to ``path`` atomically (h5netcdf).
 
-
-def load(path: str, *, stages: list[Stage] | None = None) -> DTRPosterior:
-    """Load a posterior written by :meth:`DTRPosterior.to_netcdf`.
+    The file is written to a temporary file in the same folder, flushed to disk (fsync), then
+    renamed over ``path`` (``os.replace``). A crash or kill leaves either no file or the previous
+    complete one at ``path`` (and possibly a stray ``.<name>.<hex>.tmp`` file next to it).
 
     Parameters
     ----------
-    path : str
-        A netCDF file.
+    tree : xarray.DataTree
+        What to write (see :func:`build_tree`).
+    path : str or os.PathLike
+        The file to create or replace.
+
+    Raises
+    ------
+    FileFormatError
+        ``path`` is not a file path, is a folder, its folder does not exist or is not writable,
+        or the writer failed (the temporary file is removed).
+    """
+    target = check_path(path, "to_netcdf")
+    folder = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        raise FileFormatError(
+            f"{target!r} is a folder; give a file name inside it, e.g. {os.path.join(target, 'posterior.nc')!r}."
+        )
+    if not os.path.isdir(folder):
+        raise FileFormatError(
+            f"Cannot write {target!r}: the folder {folder!r} does not exist. Create it first (os.makedirs)."
+        )
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    try:  # created with the usual permissions (umask applies), unlike mkstemp's 0600
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as err:
+        raise FileFormatError(
+            f"Cannot write {target!r}: {err.strerror or err} (check the folder's permissions)."
+        ) from None
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError | ValueError | TypeError) and not isinstance(
+            err, FileFormatError
+        ):
+            raise FileFormatError(
+                f"Cannot write {target!r}: {type(err).__name__}: {str(err)[:200]}"
+            ) from err
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
+    """A ``Prior`` from its plain-dictionary form, through an allowlist (no text is evaluated):
+    a PyMC distribution class name, numeric parameters or nested priors, dims and a transform name."""
+    if (
+        depth > 6
+        or not isinstance(d, dict)
+        or not set(d) <= {"dist", "kwargs", "centered", "dims", "transform"}
+    ):
+        raise file_error(source, f"prior {where} is not a stored Prior")
+    dist = d.get("dist")
+    cls = (
+        getattr(pm, dist, None)
+        if isinstance(dist, str) and re.fullmatch(r"[A-Z][A-Za-z0-9]{0,40}", dist)
+        else None
+    )
+    if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
+        raise file_error(
+            source,
+            f"prior {where} names distribution {dist!r:.40}, which is not a PyMC distribution",
+        )
+    kwargs = {}
+    raw = d.get("kwargs", {})
+    if not isinstance(raw, dict):
+        raise file_error(source, f"prior {where} parameters are not a dictionary")
+    for key, val in raw.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise file_error(source, f"prior {where} has a parameter name {key!r:.40}")
+        if isinstance(val, dict):
+            kwargs[key] = prior_from_plain(val, source, f"{where}.{key}", depth + 1)
+        elif isinstance(val, bool) or not isinstance(val, int | float | list):
+            raise file_error(
+                source, f"prior {where} parameter {key!r} is {type(val).__name__}, not a number"
+            )
+        else:
+            arr = np.asarray(val)
+            if arr.dtype.kind not in "if" or not np.all(np.isfinite(arr)):
+                raise file_error(source, f"prior {where} parameter {key!r} is not finite numbers")
+            kwargs[key] = arr if isinstance(val, list) else val
+    dims = d.get("dims")
+    if dims is not None and not (
+        isinstance(dims, str) or (isinstance(dims, list) and all(isinstance(x, str) for x in dims))
+    ):
+        raise file_error(source, f"prior {where} dims must be names")
+    transform = d.get("transform")
+    if transform is not None and not (isinstance(transform, str) and transform.isidentifier()):
+        raise file_error(source, f"prior {where} transform {transform!r:.40} is not a name")
+    centered = d.get("centered", True)
+    if not isinstance(centered, bool):
+        raise file_error(source, f"prior {where} 'centered' must be true or false")
+    try:
+        return Prior(
+            dist,
+            dims=tuple(dims) if isinstance(dims, list) else dims,
+            centered=centered,
+            transform=transform,
+            **kwargs,
+        )
+    except Exception as err:  # pymc-extras raises several types for bad parameters
+        raise file_error(
+            source, f"prior {where} cannot be rebuilt ({type(err).__name__}: {str(err)[:100]})"
+        ) from None
+
+
+def _priors_from(attrs: dict, treatment: str, source: str, where: str) -> StagePriors:
+    plain = parse_json(attrs.get("priors", "{}"), source, f"{where} priors")
+    if not isinstance(plain, dict):
+        raise file_error(source, f"{where} priors must be a dictionary")
+    out = StagePriors()
+    for name, d in plain.items():
+        if name not in PRIOR_NAMES:
+            raise file_error(
+                source, f"{where} names an unknown prior {name!r:.40} (known: {list(PRIOR_NAMES)})"
+            )
+        out.overrides[name] = prior_from_plain(d, source, f"{treatment}.{name}")
+    return out
+
+
+def _settings_from(attrs: dict, source: str) -> FitSettings:
+    raw = parse_json(attrs.get("settings"), source, "settings")
+    fields = {f.name for f in dataclasses.fields(FitSettings)}
+    if not isinstance(raw, dict) or set(raw) != fields:
+        got = set(raw) if isinstance(raw, dict) else set()
+        raise file_error(
+            source,
+            f"settings must have exactly the keys {sorted(fields)}; missing {sorted(fields - got)}, unexpected {sorted(got - fields)[:6]}",
+        )
+
+    def integer(name: str, lo: int, none: bool = False) -> None:
+        v = raw[name]
+        if (v is None and none) or (
+            isinstance(v, int) and not isinstance(v, bool) and lo <= v < 2**53
+        ):
+            return
+        raise file_error(source, f"setting {name}={v!r:.40} must be an integer >= {lo}")
+
+    for name, lo in (
+        ("draws", 1),
+        ("tune", 0),
+        ("chains", 1),
+        ("imputations", 1),
+        ("max_chunk_elements", 1),
+    ):
+        integer(name, lo)
+    integer("imputation_tune", 0, none=True)
+    for name, allowed in (
+        ("propagation", PROPAGATIONS),
+        ("engine", ENGINES),
+        ("sampler", SAMPLERS),
+    ):
+        if raw[name] not in allowed:
+            raise file_error(
+                source, f"setting {name}={raw[name]!r:.40} is not one of {list(allowed)}"
+            )
+    for name in ("robust", "progressbar", "group_contrast"):
+        if not isinstance(raw[name], bool):
+            raise file_error(source, f"setting {name}={raw[name]!r:.40} must be true or false")
+    return FitSettings(**raw)
+
+
+def _seed_from(obj: Any, source: str, what: str) -> np.random.SeedSequence:
+    ok = isinstance(obj, dict) and set(obj) == {"entropy", "spawn_key"}
+    ent = obj.get("entropy") if ok else None
+    key = obj.get("spawn_key") if ok else None
+    if ok:
+        ents = ent if isinstance(ent, list) else [ent]
+        ok = bool(ents) and all(isinstance(e, str) and _DIGITS.fullmatch(e) for e in ents)
+        ok = (
+            ok
+            and isinstance(key, list)
+            and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**63 for x in key)
+        )
+    if not ok:
+        raise file_error(source, f"seed {what} must be decimal entropy and a list of spawn keys")
+    entropy = [int(e) for e in ent] if isinstance(ent, list) else int(ent)
+    return np.random.SeedSequence(entropy=entropy, spawn_key=tuple(key))
+
+
+def _draws(
+    ds: xr.Dataset, name: str, shape: tuple[int, ...], source: str, where: str, kinds: str = "f"
+) -> np.ndarray:
+    if name not in ds:
+        raise file_error(source, f"{where} has no variable {name!r}")
+    vals = ds[name].values
+    if vals.shape != shape or vals.dtype.kind not in kinds:
+        raise file_error(
+            source,
+            f"{where} variable {name!r} has shape {vals.shape} and dtype {vals.dtype}; expected shape {shape}",
+        )
+    if vals.dtype.kind == "f" and not np.all(np.isfinite(vals)):
+        raise file_error(source, f"{where} variable {name!r} has NaN or infinite draws")
+    return vals
+
+
+def _stage_draws(
+    tree: xr.DataTree, k: int, design: DTRDesign, C: int, D: int, source: str
+) -> StageDraws:
+    sd = design.stages[k]
+    node = f"stage_{k + 1}"
+    where = f"/{node}/posterior"
+    if "posterior" not in tree[node].children:
+        raise file_error(source, f"the file has no {where} group")
+    ds = node_dataset(tree, f"{node}/posterior", source)
+    S, m, G = C * D, sd.n_arms, len(design.group_levels)
+    last = k == len(design.stages) - 1
+    engine, family = attr_text(ds.attrs, "engine"), attr_text(ds.attrs, "family")
+    if engine not in _ENGINES:
+        raise file_error(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
+    if family != (design.family if last else "gaussian"):
+        raise file_error(source, f"{where} family {family!r:.40} does not match the design")
+    beta = _draws(ds, "beta", (C, D, sd.X_main.shape[1]), source, where)
+    psi = _draws(ds, "psi", (C, D, m, sd.X_contrast.shape[1]), source, where)
+    if np.any(psi[:, :, 0, :] != 0):
+        raise file_error(source, f"{where} psi of the reference arm must be 0")
+    sigma = None
+    if family == "gaussian":
+        sigma = _draws(ds, "sigma", (C, D), source, where).reshape(S)
+        if np.any(sigma <= 0):
+            raise file_error(source, f"{where} sigma must be positive")
+    gi = gc = None
+    extras = {}
+    if "group_intercept" in ds:
+        gi = _draws(ds, "group_intercept", (C, D, G), source, where).reshape(S, G)
+        extras["group_sd"] = _draws(ds, "group_sd", (C, D), source, where).reshape(S)
+    if "group_contrast" in ds:
+        gc = _draws(ds, "group_contrast", (C, D, G, m), source, where)[..., 1:].reshape(S, G, m - 1)
+        extras["group_contrast_sd"] = _draws(
+            ds, "group_contrast_sd", (C, D, m - 1), source, where
+        ).reshape(S, m - 1)
+    if (gi is not None or gc is not None) and design.group is None:
+        raise file_error(source, f"{where} has group effects but the design has no group column")
+    ancestor = None
+    if not last:
+        ancestor = (
+            _draws(ds, "ancestor", (C, D), source, where, kinds="iu").reshape(S).astype(np.int64)
+        )
+        if np.any((ancestor < 0) | (ancestor >= S)):
+            raise file_error(source, f"{where} ancestor indices must lie in 0..{S - 1}")
+    stats = {}
+    if "sample_stats" in tree[node].children:
+        st = node_dataset(tree, f"{node}/sample_stats", source)
+        stats = {
+            str(n_): _draws(
+                st, str(n_), (C, D), source, f"/{node}/sample_stats", kinds="biuf"
+            ).reshape(S)
+            for n_ in st.data_vars
+        }
+    return StageDraws(
+        theta=np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1),
+        sigma=sigma,
+        chains=C,
+        draws=D,
+        engine=str(engine),
+        family=str(family),
+        group_intercept=gi,
+        group_contrast=gc,
+        extras=extras,
+        ancestor=ancestor,
+        stats=stats,
+    )
+
+
+def _propensity_draws(
+    tree: xr.DataTree, k: int, design: DTRDesign, C: int, D: int, source: str
+) -> PropensityDraws | None:
+    sd = design.stages[k]
+    node = f"stage_{k + 1}"
+    where = f"/{node}/propensity"
+    has_model = sd.known_propensity is not None or sd.X_prop is not None
+    if "propensity" not in tree[node].children:
+        if has_model:
+            raise file_error(
+                source,
+                f"the file has no {where} group, but stage {sd.treatment!r} has a propensity model",
+            )
+        return None
+    if not has_model:
+        raise file_error(
+            source, f"{where} exists but stage {sd.treatment!r} has no propensity model"
+        )
+    p = node_dataset(tree, f"{node}/propensity", source)
+    if sd.known_propensity is not None:
+        known = _draws(p, "known", (sd.n_arms,), source, where)
+        if not np.array_equal(known, sd.known_propensity):
+            raise file_error(source, f"{where} known probabilities differ from the stage design")
+        return PropensityDraws(known=known)
+    assert sd.X_prop is not None
+    S, G = C * D, len(design.group_levels)
+    g = _draws(p, "propensity_coef", (C, D, sd.n_arms - 1, sd.X_prop.shape[1]), source, where)
+    ge = None
+    if "propensity_group" in p:
+        if design.group is None:
+            raise file_error(
+                source, f"{where} has group effects but the design has no group column"
+            )
+        ge = _draws(p, "propensity_group", (C, D, G, sd.n_arms - 1), source, where).reshape(
+            S, G, sd.n_arms - 1
+        )
+    stats = {
+        str(n_)[5:]: _draws(p, str(n_), (C, D), source, where, kinds="biuf").reshape(S)
+        for n_ in p.data_vars
+        if str(n_).startswith("stat_")
+    }
+    return PropensityDraws(
+        gamma=g.reshape((S,) + g.shape[2:]), group_effect=ge, stats=stats, chains=C, draws=D
+    )
+
+
+def _open(path: Any) -> tuple[xr.DataTree, str]:
+    text = check_path(path, "bd.load")
+    source = repr(text)
+    if not os.path.exists(text):
+        raise FileFormatError(
+            f"{source}: no such file. Check the path (the current folder is {os.getcwd()!r})."
+        )
+    if os.path.isdir(text):
+        raise FileFormatError(
+            f"{source} is a folder, not a posterior file. Give the path of the .nc file written by post.to_netcdf."
+        )
+    try:
+        tree = xr.open_datatree(text, engine="h5netcdf")
+        tree = tree.load()
+        tree.close()
+    except Exception as err:  # h5py/h5netcdf/xarray raise many types for damaged files
+        raise FileFormatError(
+            f"{source} is not a readable posterior file ({type(err).__name__}: {str(err)[:160]}). "
+            "It may be truncated, empty or not netCDF; write it again with post.to_netcdf."
+        ) from None
+    return tree, source
+
+
+def read_netcdf(
+    path: str | os.PathLike, *, stages: Sequence[Stage] | None = None
+) -> PosteriorParts:
+    """Read a posterior file into :class:`PosteriorParts`, checking every part.
+
+    No text from the file is evaluated: designs are stored matrices, priors plain dictionaries
+    rebuilt through an allowlist, settings and seeds checked JSON.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`write_netcdf`.
     stages : list of Stage or None
-        The original stages, needed only to evaluate ``feasible`` rules (callables are not
-        saved) on new data.
+        The caller's own stages (matched by treatment name). Their formulas are evaluated on the
+        stored data and must reproduce the stored design matrices; the rebuilt designs can then
+        evaluate new data.
 
     Returns
     -------
-    DTRPosterior
+    PosteriorParts
+
+    Raises
+    ------
+    FileFormatError
+        Missing path, folder, unreadable or damaged file, newer or older format, inconsistent
+        contents; the message names the file and what is wrong.
+    SpecificationError
+        ``stages`` that do not match the fitted treatments or design.
     """
-    from bayesdtr.model import DTRModel
-    from bayesdtr.posterior import DTRPosterior
-
-    tree = xr.open_datatree(path, engine="h5netcdf").load()
-    if "spec" not in tree.attrs:
-        raise DataError(f"{path!r} is not a bayesdtr posterior file (no 'spec' attribute).")
-    spec = json.loads(tree.attrs["spec"])
-    settings_d = json.loads(tree.attrs["settings"])
-    df = _restore_data(tree["data"].to_dataset())
-    n = len(df)
-    built = []
-    for i, s in enumerate(spec["stages"]):
-        prop = s["propensity"]
-        if isinstance(prop, dict):
-            prop = KnownPropensity({a: p for a, p in prop["known"]})
-        mask = np.zeros(n, dtype=bool)
-        mask[s["units"]] = True
-        feasible = None
-        if s["feasible"] is not None:
-            if stages is not None:
-                feasible = stages[i].feasible
-            else:
-                feasible = _stored_feasible(df.iloc[s["units"]].index, np.asarray(s["feasible"], dtype=bool), s["arms"], s["treatment"])
-        built.append(
-            Stage(s["treatment"], main=s["main"], contrast=s["contrast"], propensity=prop, feasible=feasible, applies=None if mask.all() else mask, reward=s["reward"])
+    tree, source = _open(path)
+    attrs = tree.attrs
+    version = attrs.get("format_version")
+    if isinstance(version, np.ndarray) and version.shape == (1,):
+        version = version[0]
+    if isinstance(version, bool | np.bool_) or not isinstance(version, int | np.integer):
+        raise FileFormatError(
+            f"{source} is not a bayesdtr posterior file (no integer 'format_version' attribute). "
+            "Load files written by post.to_netcdf."
         )
-    if spec.get("has_prior_overrides"):
-        import warnings
-
-        warnings.warn(
-            "The saved posterior used prior overrides, which are not stored; the loaded draws are "
-            "exact, but values of new regimes refit earlier stages with default priors.",
-            UserWarning,
-            stacklevel=2,
+    if version > FORMAT_VERSION:
+        raise FileFormatError(
+            f"{source} has file format {int(version)}, newer than this bayesdtr {__version__} reads "
+            f"(up to {FORMAT_VERSION}). Upgrade bayesdtr to load it."
         )
-    model = DTRModel(df, built, outcome=spec["outcome"], family=spec["family"], group=spec["group"], group_contrast=spec["group_contrast"], id=spec["id"])
-    settings = FitSettings(**settings_d)
+    if version < FORMAT_VERSION:
+        raise FileFormatError(
+            f"{source} has file format {int(version)}, which stored formulas as text that loading "
+            f"had to evaluate (unsafe); this bayesdtr reads format {FORMAT_VERSION}. Refit and save "
+            "again with this version."
+        )
+    settings = _settings_from(attrs, source)
+    design = design_from_tree(tree, source)
+    stored_hash = attr_text(attrs, "data_hash")
+    if stored_hash != design.data_hash:
+        raise file_error(source, "the data in /data do not match the file's data_hash")
+    seed_text = attr_text(attrs, "random_seed")
+    if not (isinstance(seed_text, str) and _DIGITS.fullmatch(seed_text)):
+        raise file_error(
+            source,
+            f"random_seed {seed_text!r:.40} must be a non-negative integer written in decimal",
+        )
+    seeds = parse_json(attrs.get("seeds"), source, "seeds")
+    if not isinstance(seeds, dict) or set(seeds) != {"posterior", "induction"}:
+        raise file_error(source, "seeds must hold 'posterior' and 'induction'")
     C, D = settings.chains, settings.draws
-    fits, props = [], []
-    for k, sd in enumerate(model.design.stages):
-        node = tree[f"stage_{k + 1}"]
-        ds = node["posterior"].to_dataset()
-        pm_ = sd.X_main.shape[1]
-        beta = ds["beta"].values.reshape(C * D, pm_)
-        psi = ds["psi"].values[:, :, 1:, :].reshape(C * D, -1)
-        extras = {}
-        for name in ("group_sd", "group_contrast_sd"):
-            if name in ds:
-                arr = ds[name].values
-                extras[name] = arr.reshape((C * D,) + arr.shape[2:])
-        stats = {}
-        if "sample_stats" in node.children:
-            st = node["sample_stats"].to_dataset()
-            stats = {n_: st[n_].values.reshape(C * D) for n_ in st.data_vars}
-        fits.append(
-            StageDraws(
-                theta=np.concatenate([beta, psi], axis=1),
-                sigma=ds["sigma"].values.reshape(C * D) if "sigma" in ds else None,
-                chains=C,
-                draws=D,
-                engine=ds.attrs["engine"],
-                family=ds.attrs["family"],
-                group_intercept=ds["group_intercept"].values.reshape(C * D, -1) if "group_intercept" in ds else None,
-                group_contrast=ds["group_contrast"].values[..., 1:].reshape(C * D, len(model.design.group_levels), -1) if "group_contrast" in ds else None,
-                extras=extras,
-                ancestor=ds["ancestor"].values.reshape(C * D).astype(np.int64) if "ancestor" in ds else None,
-                stats=stats,
-            )
+    fits, props, priors = [], [], {}
+    for k, sd in enumerate(design.stages):
+        fits.append(_stage_draws(tree, k, design, C, D, source))
+        props.append(_propensity_draws(tree, k, design, C, D, source))
+        priors[sd.treatment] = _priors_from(
+            tree[f"stage_{k + 1}"]["design"].attrs, sd.treatment, source, f"/stage_{k + 1}/design"
         )
-        if "propensity" in node.children:
-            p = node["propensity"].to_dataset()
-            if "known" in p:
-                props.append(PropensityDraws(known=p["known"].values))
-            else:
-                g = p["propensity_coef"].values
-                ge = p["propensity_group"].values if "propensity_group" in p else None
-                pstats = {n_[5:]: p[n_].values.reshape(-1) for n_ in p.data_vars if n_.startswith("stat_")}
-                props.append(
-                    PropensityDraws(
-                        gamma=g.reshape((g.shape[0] * g.shape[1],) + g.shape[2:]),
-                        group_effect=None if ge is None else ge.reshape((ge.shape[0] * ge.shape[1],) + ge.shape[2:]),
-                        stats=pstats,
-                        chains=g.shape[0],
-                        draws=g.shape[1],
-                    )
-                )
-        else:
-            props.append(None)
-    seed = np.random.SeedSequence(
-        entropy=int(tree.attrs["seed_entropy"]), spawn_key=tuple(json.loads(tree.attrs["seed_spawn_key"]))
+    if fits[-1].ancestor is not None:
+        raise file_error(source, "the last stage has ancestors")
+    if stages is not None:
+        design = rebuild_design(design, stages, source)
+    return PosteriorParts(
+        design=design,
+        priors=priors,
+        settings=settings,
+        fits=fits,
+        propensities=props,
+        random_seed=int(seed_text),
+        seed=_seed_from(seeds["posterior"], source, "posterior"),
+        induction_seed=_seed_from(seeds["induction"], source, "induction"),
+        tree=tree,
+        source=source,
     )
-    from bayesdtr.regimes import Regime
-
-    ind_seed = np.random.SeedSequence(int(tree.attrs["random_seed"])).spawn(3)[1]  # as in DTRModel.fit
-    ind = Induction(model.design, settings, model.stage_priors, props, Regime.optimal(), ind_seed)
-    ind.fits = fits
-    post = DTRPosterior(model=model, settings=settings, induction=ind, propensities=props, random_seed=int(tree.attrs["random_seed"]), seed=seed)
-    post._values[("optimal", "q")] = tree["value"]["optimal"].copy()
-    post._tree = tree
-    return post
-
-
-def _stored_feasible(index: pd.Index, matrix: np.ndarray, arms: list[Any], treatment: str):
-    """The saved feasible sets of the fitted units, usable once: to rebuild the design on load.
-
-    Any later call (new data) raises, since the original rule is a callable that is not saved;
-    matching new rows to saved ones by index label would silently give them wrong sets.
-    """
-    frame = pd.DataFrame(matrix, index=index, columns=arms)
-    calls = {"n": 0}
-
-    def feasible(d: pd.DataFrame) -> pd.DataFrame:
-        calls["n"] += 1
-        if calls["n"] > 1:
-            raise SpecificationError(
-                f"Stage {treatment!r} had a feasible= rule, which is a callable and is not saved "
-                "in the file; pass stages= (the original bd.Stage list) to bd.load to evaluate it "
-                "on new data."
-            )
-        return frame.loc[d.index]
-
-    return feasible

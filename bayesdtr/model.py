@@ -19,6 +19,7 @@ from bayesdtr.exceptions import ConvergenceWarning, FitError, PositivityWarning,
 from bayesdtr.inference.backward import FitSettings, Induction, stage_engines
 from bayesdtr.inference.propensity_fit import fit_propensities
 from bayesdtr.models.priors import OUTCOME_PRIORS, PROPENSITY_PRIORS, resolve_priors
+from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
 
 __all__ = ["DTRModel"]
@@ -236,8 +237,6 @@ class DTRModel:
             On invalid arguments, on ``draws * chains`` too large to store in memory, and with
             ``strict=True`` on failed diagnostics.
         """
-        from bayesdtr.posterior import DTRPosterior
-
         for name, val, lo in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1), ("imputations", imputations, 1)):
             if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
                 raise FitError(f"{name}= must be an integer >= {lo}; got {val!r}.")
@@ -294,13 +293,16 @@ class DTRModel:
         ind = Induction(self.design, settings, self.stage_priors, props, Regime.optimal(), s_ind, samplers)
         ind.run()
         post = DTRPosterior(
-            model=self,
+            design=self.design,
+            priors=self.stage_priors,
             settings=settings,
             induction=ind,
             propensities=props,
             random_seed=int(random_seed),
             seed=s_post,
+            induction_seed=s_ind,
             fit_seconds=time.perf_counter() - t0,
+            model=self,
         )
         msg = post.diagnostics_message()
         if strict and msg:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 import zlib
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -12,7 +14,8 @@ import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, ONLINE_START, CrossFit
-from bayesdtr.data.design import StageDesign, materialize
+from bayesdtr.data.design import DTRDesign, StageDesign, materialize
+from bayesdtr.data.spec import Stage
 from bayesdtr.data.validate import (
     check_frame,
     check_new_data,
@@ -21,7 +24,7 @@ from bayesdtr.data.validate import (
     new_group_codes,
 )
 from bayesdtr.diagnostics import weight_ess_message
-from bayesdtr.exceptions import DataError, FitError, PositivityWarning, RegimeError
+from bayesdtr.exceptions import DataError, FitError, PositivityWarning, RegimeError, SpecificationError
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
     PropensityDraws,
@@ -33,10 +36,19 @@ from bayesdtr.inference.draws import (
     q_response,
     select_arm,
 )
+from bayesdtr.io import (
+    PosteriorParts,
+    build_tree,
+    check_path,
+    read_netcdf,
+    stage_posterior_dataset,
+    write_netcdf,
+)
+from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
 from bayesdtr.values import weighted_value
 
-__all__ = ["DTRPosterior"]
+__all__ = ["DTRPosterior", "load"]
 
 
 class DTRPosterior:
@@ -57,22 +69,28 @@ class DTRPosterior:
     def __init__(
         self,
         *,
-        model,
+        design: DTRDesign,
+        priors: dict[str, StagePriors],
         settings: FitSettings,
         induction: Induction,
         propensities: list[PropensityDraws | None],
         random_seed: int,
         seed: np.random.SeedSequence,
+        induction_seed: np.random.SeedSequence,
         fit_seconds: float = 0.0,
+        model: Any = None,
     ) -> None:
-        self.model = model
-        self.design = model.design
+        self.model = model  # the DTRModel that was fitted; None for a posterior read from a file
+        self.design = design
+        self.priors = priors
         self.settings = settings
         self.induction = induction
         self.fits: list[StageDraws] = induction.fits  # type: ignore[assignment]
         self.propensities = propensities
         self.random_seed = random_seed
         self._seed = seed
+        self._induction_seed = induction_seed
+        self.source: str | None = None  # the file a loaded posterior came from
         self.fit_seconds = fit_seconds
         self._inductions: dict[str, Induction] = {"optimal": induction}
         self._keep: list[Regime] = []  # regimes whose id() keys the caches
@@ -111,6 +129,8 @@ class DTRPosterior:
             return rows, sd.X_main, sd.X_contrast, g, sd.feasible
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
+        if sd.main_spec is None:  # read from a file: only the stored units can be evaluated
+            return self._stored_rows(sd, data)
         where = f"data= for stage {sd.treatment!r}"
         check_frame(data)
         check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]}, self.design.data)
@@ -142,6 +162,28 @@ class DTRPosterior:
         if ident is not None and ident in rows.columns:
             return rows[ident].to_numpy()
         return np.asarray(rows.index)
+
+    def _stored_rows(self, sd: StageDesign, data: pd.DataFrame):
+        """Rows of ``data`` that are the stage's stored units (same index label and the same value
+        in every column): their stored design rows. Anything else needs the caller's formulas."""
+        stored = self.design.data
+        rows = stored.iloc[sd.units]
+        if rows.index.is_unique and data.index.is_unique:
+            pos = rows.index.get_indexer(data.index)
+        elif data.index.equals(rows.index):  # repeated labels (id= data): the rows in order
+            pos = np.arange(len(rows))
+        else:
+            pos = np.array([-1])
+        same = (pos >= 0).all() and list(data.columns) == list(stored.columns) and _same_frame(data, rows.iloc[pos])
+        if not same:
+            raise SpecificationError(
+                f"This posterior was read from {self.source or 'a file'} without stages=, so it "
+                f"can evaluate stage {sd.treatment!r} only on its stored units (formulas read from "
+                "a file are never evaluated). To query new data, load it with your own stages: "
+                "bd.load(path, stages=[bd.Stage(...), ...]) (matched by treatment name)."
+            )
+        g = None if self.design.group_codes is None else self.design.group_codes[sd.units][pos]
+        return data, sd.X_main[pos], sd.X_contrast[pos], g, sd.feasible[pos]
 
     def _chunks(self, n_rows: int, n_arms: int):
         step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
@@ -227,7 +269,7 @@ class DTRPosterior:
         ind = Induction(
             self.design,
             self.settings,
-            self.model.stage_priors,
+            self.priors,
             self.propensities,
             regime,
             self._child(f"regime/{regime.name}"),
@@ -572,9 +614,7 @@ class DTRPosterior:
 
     # ------------------------------------------------------------------ tables
     def _stage_posterior(self, k: int) -> xr.Dataset:
-        from bayesdtr.io import stage_posterior_dataset
-
-        return stage_posterior_dataset(self, k)
+        return stage_posterior_dataset(self.design.stages[k], self.fits[k], self.design.group_levels)
 
     def summary(self, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
@@ -604,16 +644,66 @@ class DTRPosterior:
     def tree(self) -> xr.DataTree:
         """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""
         if self._tree is None:
-            from bayesdtr.io import build_tree
-
-            self._tree = build_tree(self)
+            self._tree = build_tree(
+                self.parts(),
+                prob_optimal=[self.prob_optimal(k + 1) for k in range(len(self.fits))],
+                # the plug-in posterior (cheap; its attrs say so): the sample-split value of
+                # post.value("optimal") refits the model per chunk and is recomputed on demand
+                value=self.value("optimal", crossfit=0),
+            )
         return self._tree
 
-    def to_netcdf(self, path: str) -> None:
-        """Write the posterior (and the data and specification) to a netCDF file (no pickle)."""
-        from bayesdtr.io import write_netcdf
+    def to_netcdf(self, path: str | os.PathLike) -> None:
+        """Write the posterior to a netCDF file (arrays and plain attributes; no pickle).
 
-        write_netcdf(self, path)
+        The file holds the data, every stage's design matrices and draws, the propensity draws,
+        priors, seeds and settings (layout in :mod:`bayesdtr.io`). It is written atomically: to a
+        temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
+        never leaves a damaged file under ``path`` nor destroys the file it replaces.
+
+        Raises
+        ------
+        FileFormatError
+            ``path`` is not a writable file path.
+        DataError, PriorError
+            A column, label or prior that a file cannot store (the message says how to convert it).
+        """
+        check_path(path, "to_netcdf")  # before building the tree
+        write_netcdf(self.tree, path)
+
+    def parts(self) -> PosteriorParts:
+        """The posterior as plain data (design, draws, priors, seeds): what a file stores."""
+        return PosteriorParts(
+            design=self.design,
+            priors=self.priors,
+            settings=self.settings,
+            fits=self.fits,
+            propensities=self.propensities,
+            random_seed=self.random_seed,
+            seed=self._seed,
+            induction_seed=self._induction_seed,
+            tree=self._tree,
+            source=self.source,
+        )
+
+    @classmethod
+    def from_parts(cls, parts: PosteriorParts) -> DTRPosterior:
+        """A posterior from stored parts (a design plus draws), without a :class:`DTRModel`."""
+        ind = Induction(parts.design, parts.settings, parts.priors, parts.propensities, Regime.optimal(), parts.induction_seed)
+        ind.fits = list(parts.fits)
+        post = cls(
+            design=parts.design,
+            priors=parts.priors,
+            settings=parts.settings,
+            induction=ind,
+            propensities=parts.propensities,
+            random_seed=parts.random_seed,
+            seed=parts.seed,
+            induction_seed=parts.induction_seed,
+        )
+        post.source = parts.source
+        post._tree = parts.tree
+        return post
 
     def __repr__(self) -> str:
         engines = ", ".join(f"{sd.treatment}: {f.engine}" for sd, f in zip(self.design.stages, self.fits, strict=True))
@@ -621,6 +711,73 @@ class DTRPosterior:
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
         )
+
+
+def load(path: str | os.PathLike, *, stages: Sequence[Stage] | None = None) -> DTRPosterior:
+    """Load a posterior written by :meth:`DTRPosterior.to_netcdf`.
+
+    Loading reads typed arrays only and evaluates no text from the file: the stored design
+    matrices answer every query on the fitted units (``q_values``, ``prob_optimal``,
+    ``optimal_treatment``, ``value`` of any regime with any method, ``compare``, ``rule``), with the
+    same numbers as before saving. Formula text in the file is kept for reading only.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``post.to_netcdf``.
+    stages : list of Stage or None
+        Your own ``bd.Stage`` objects (matched by treatment name), needed to query *new* data:
+        their formulas (and ``feasible=`` rules) are evaluated on the stored data and must
+        reproduce the stored design matrices exactly, or loading is refused. Formulas are code
+        (formulaic evaluates Python in them), so pass only formulas you trust.
+
+    Returns
+    -------
+    DTRPosterior
+
+    Raises
+    ------
+    FileFormatError
+        The path is missing or a folder, the file is not a readable bayesdtr file (truncated,
+        empty, random bytes), was written by a newer bayesdtr, or its contents are inconsistent
+        (NaN draws, shapes, ancestors, settings, seeds).
+    SpecificationError
+        ``stages`` do not name the fitted treatments or do not reproduce the stored design.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import bayesdtr as bd
+    >>> df = bd.load_data("bmi")
+    >>> df["y"] = -100 * (df.month12BMI - df.baselineBMI) / df.baselineBMI
+    >>> stages = [bd.Stage("A1", main="baselineBMI", contrast="1 + baselineBMI"),
+    ...           bd.Stage("A2", main="month4BMI", contrast="1 + month4BMI")]
+    >>> post = bd.DTRModel(df, stages, outcome="y").fit(draws=100, chains=2, random_seed=1,
+    ...                                                  progressbar=False)
+    >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
+    >>> post.to_netcdf(path)
+    >>> back = bd.load(path)
+    >>> bool((back.value("optimal") == post.value("optimal")).all())
+    True
+    >>> new = bd.load(path, stages=stages).prob_optimal(stage=2, data=df.head(3))
+    """
+    return DTRPosterior.from_parts(read_netcdf(path, stages=stages))
+
+
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Equal values row by row and column by column (missing equal to missing, any dtypes)."""
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    if a.equals(b):
+        return True
+    for c in b.columns:
+        x, y = a[c], b[c]
+        na_x, na_y = x.isna().to_numpy(), y.isna().to_numpy()
+        if not np.array_equal(na_x, na_y):
+            return False
+        u, v = x.to_numpy(dtype=object)[~na_x], y.to_numpy(dtype=object)[~na_y]
+        if not all(p == q for p, q in zip(u, v, strict=True)):
+            return False
+    return True
 
 
 def _regime_key(regime: Regime) -> str:

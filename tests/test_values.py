@@ -242,7 +242,12 @@ def test_saved_feasible_sets_are_not_matched_by_index_label(tmp_path):
     post.to_netcdf(str(tmp_path / "p.nc"))
     back = bd.load(str(tmp_path / "p.nc"))
     pd.testing.assert_frame_equal(back.prob_optimal(2), post.prob_optimal(2))
-    with pytest.raises(bd.SpecificationError, match="pass stages= .* to bd.load"):
-        back.prob_optimal(2, data=df.iloc[:5])
+    # the stored units themselves (same labels, same values) are answered from the stored design
+    units = df.index[df["R"] == 0][:5]
+    pd.testing.assert_frame_equal(back.prob_optimal(2, data=df.loc[units]), post.prob_optimal(2, data=df.loc[units]))
+    # the same labels with other values are new data: never matched by label
+    changed = df.loc[units].assign(x=df.loc[units, "x"] + 1.0)
+    with pytest.raises(bd.SpecificationError, match=r"without stages=.*bd.load\(path, stages="):
+        back.prob_optimal(2, data=changed)
     again = bd.load(str(tmp_path / "p.nc"), stages=stages)
     pd.testing.assert_frame_equal(again.prob_optimal(2, data=df.iloc[:5]), post.prob_optimal(2, data=df.iloc[:5]))

@@ -69,6 +69,10 @@ class Stage:
     where ``main`` and ``contrast`` are right-hand-side formulas (formulaic syntax) evaluated on
     the history available just before the decision.
 
+    Formulas are code: formulaic evaluates Python inside them (``I(...)``, ``{...}``, function
+    calls), as any formula library does. Write your own formulas; never build a ``Stage`` from
+    text you do not trust. bayesdtr never evaluates formula text read from a posterior file.
+
     Parameters
     ----------
     treatment : str
