@@ -70,9 +70,8 @@ def _hdi_rows(draws: np.ndarray, prob: float = HDI_PROB) -> np.ndarray:
 
 
 def _check_post(post: Any) -> None:
-    from bayesdtr.posterior import DTRPosterior
-
-    if not isinstance(post, DTRPosterior):
+    # duck-typed: plotting sits above the posterior and must not import it (no import circle)
+    if not (hasattr(post, "design") and hasattr(post, "value") and hasattr(post, "fits")):
         raise FitError(
             f"post must be a fitted bd.DTRPosterior (model.fit(...) or bd.load(path)); got {type(post).__name__}."
         )

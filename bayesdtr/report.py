@@ -298,9 +298,7 @@ def render_report(
     """The report as one HTML string (see :func:`write_report`)."""
     import matplotlib.pyplot as plt
 
-    from bayesdtr.posterior import DTRPosterior
-
-    if not isinstance(post, DTRPosterior):
+    if not (hasattr(post, "design") and hasattr(post, "value") and hasattr(post, "fits")):
         raise SpecificationError(f"post must be a fitted bd.DTRPosterior; got {type(post).__name__}.")
     if regimes is None:
         regimes = default_regimes(post)
@@ -323,7 +321,7 @@ def render_report(
         }
         parts["comparison"], tab = _section_comparison(post, regimes)
         parts["summary"] = _section_summary(post, rule, tab)
-    from bayesdtr import __version__
+    from bayesdtr._version import __version__
 
     nav = "<nav><ol>" + "".join(f'<li><a href="#{k}">{_esc(v)}</a></li>' for k, v in SECTIONS.items()) + "</ol></nav>"
     body = "".join(f'<section><h2 id="{k}">{_esc(SECTIONS[k])}</h2>{parts[k]}</section>' for k in SECTIONS)

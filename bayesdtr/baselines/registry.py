@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bayesdtr.regimes import Regime
-from bayesdtr.simulate.methods import MethodResult, model_for, psi_name, seed_int
+from bayesdtr.simulate.protocol import MethodResult, model_for, psi_name, seed_int
 
 __all__ = ["BASELINES", "coefficient_rule", "crossfit_aipw_method", "m_out_of_n_method", "qlearning_method"]
 

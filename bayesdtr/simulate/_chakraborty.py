@@ -53,8 +53,8 @@ import numpy as np
 import pandas as pd
 
 from bayesdtr.data.spec import KnownPropensity, Stage
-from bayesdtr.regimes import Regime
 from bayesdtr.exceptions import SpecificationError
+from bayesdtr.regimes import Regime
 from bayesdtr.simulate._base import Scenario, check_int, expit
 
 __all__ = [
