@@ -11,7 +11,7 @@ Blocks (each optional with ``--only``):
     known 1:1 propensities: the same table for q and aipw.
 (c) double robustness: ``two_stage_cont`` with a wrong outcome (main) model, correct contrasts
     and propensities: bias and coverage of q vs aipw (and ipw).
-(d) non-regularity, ``chakraborty_1..9`` (n = ``--n-chak``, default 300), default stages:
+(d) non-regularity, ``chakraborty01_1..9`` (the 0/1 adaptation) (n = ``--n-chak``, default 300), default stages:
     fraction of replicates with mean-over-units P(A1 = 1 optimal) > 0.975 or < 0.025, fraction
     in which the top static regime's P(best) (``compare`` over the 4 static regimes) > 0.95,
     and 94% HDI coverage of the true stage-1 blip (psi10, psi11).
@@ -294,7 +294,7 @@ def block_d(cfg):
     rows, recs = [], []
     t0 = time.perf_counter()
     for idx in cfg["chak"]:
-        sc = bd.scenario(f"chakraborty_{idx}")
+        sc = bd.scenario(f"chakraborty01_{idx}")
         truth = sc.truth
         psi1 = np.asarray(truth["psi"]["A1"], dtype=float)
         true_static = {k: float(sc.true_value(r)) for k, r in statics.items()}

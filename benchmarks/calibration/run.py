@@ -12,15 +12,17 @@ of four estimands and whether it covers the truth:
 
 Methods:
 
-- ``bayes``: ``fit()`` defaults (propagation="mean", conjugate engine), 95% equal-tailed
+- ``bayes``: ``fit()`` defaults (propagation="modal", conjugate engine), 95% equal-tailed
   posterior intervals; values from ``post.value("optimal")`` and ``post.value(post.rule())``
-  (both cross-fitted by default);
-- ``bayes_aipw``: the same with ``method="aipw"``;
+  (online sample splitting, AIPW, by default);
+- ``bayes_mean``: contrasts with ``propagation="mean"`` (standard Q-learning pseudo-outcomes);
+- ``bayes_q``: values by online sample splitting with ``method="q"``;
+- ``bayes_cross``: values by 10-fold cross-fitting (``split="cross"``);
 - ``bayes_plugin``: ``post.value("optimal", crossfit=0)`` (the plain posterior of the mean of the
   max of Q) for both value estimands;
 - ``ols_boot``: OLS Q-learning, percentile bootstrap (B = 1000);
 - ``mofn_boot``: the adaptive m-out-of-n bootstrap (Chakraborty, Laber & Zhao 2013), alpha = 0.1;
-- ``ols_cf_aipw``: the frequentist cross-fitted AIPW Wald interval (values only).
+- ``ols_online_aipw``: the frequentist online AIPW Wald interval (values only).
 
 Usage::
 
@@ -121,9 +123,17 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int) -> list[dic
     for j, name in enumerate(("psi10", "psi11")):
         if truth_psi is not None:
             add("bayes", name, *_interval(psi[:, j]), truth_psi[j], t_fit)
+    if truth_psi is not None:
+        t0 = time.perf_counter()
+        pm = model.fit(draws=500, chains=2, random_seed=int(s_fit) % 2**31, progressbar=False, warn=False,
+                       propagation="mean")
+        psi_m = pm.coef(1)["psi"].isel(arm=1).values.reshape(-1, pm.coef(1)["psi"].sizes["contrast_term"])
+        for j, name in enumerate(("psi10", "psi11")):
+            add("bayes_mean", name, *_interval(psi_m[:, j]), truth_psi[j], time.perf_counter() - t0)
     rule = post.rule()
     vhat = scn.true_value(rule)
-    for method, kw in (("bayes", {}), ("bayes_aipw", {"method": "aipw"}), ("bayes_plugin", {"crossfit": 0})):
+    for method, kw in (("bayes", {}), ("bayes_q", {"method": "q"}), ("bayes_cross", {"split": "cross"}),
+                       ("bayes_plugin", {"crossfit": 0})):
         t0 = time.perf_counter()
         v_opt = post.value("optimal", **kw).values
         v_rule = post.value(rule, **kw).values
@@ -151,7 +161,7 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int) -> list[dic
         t0 = time.perf_counter()
         cf = crossfit_aipw(model, seed=int(s_boot) % 2**31)
         sec = time.perf_counter() - t0
-        add("ols_cf_aipw", "V(d*)", cf.estimate, cf.lower, cf.upper, vstar, sec)
+        add("ols_online_aipw", "V(d*)", cf.estimate, cf.lower, cf.upper, vstar, sec)
     return rows
 
 

@@ -1,0 +1,88 @@
+"""Build the calibration table and figure from the cells written by ``run.py``.
+
+Usage::
+
+    python benchmarks/calibration/summarize.py
+
+Writes ``benchmarks/calibration/calibration.csv`` (one row per scenario, n, method and estimand:
+replicates, coverage, its Monte Carlo SE sqrt(c (1 - c) / R), mean width, bias) and
+``calibration.png`` (coverage with +-2 MC SE against the nominal 0.95 and the 0.92-0.98 band),
+and prints the worst cell of each method.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ESTIMANDS = ["psi10", "psi11", "V(d*)", "V(d_hat)"]
+
+
+def table() -> pd.DataFrame:
+    cells = sorted((HERE / "cells").glob("*.csv"))
+    if not cells:
+        raise SystemExit("no cells yet: run benchmarks/calibration/run.py first")
+    d = pd.concat([pd.read_csv(p) for p in cells], ignore_index=True)
+    d = d[d.method != "error"]
+    g = d.groupby(["scenario", "n", "method", "estimand"])
+    out = g.agg(
+        replicates=("covered", "size"),
+        coverage=("covered", "mean"),
+        width=("width", "mean"),
+        bias=("estimate", "mean"),
+        truth=("truth", "mean"),
+        seconds=("seconds", "mean"),
+    ).reset_index()
+    out["bias"] = out["bias"] - out["truth"]
+    out["mc_se"] = np.sqrt(out.coverage * (1 - out.coverage) / out.replicates)
+    return out[["scenario", "n", "method", "estimand", "replicates", "coverage", "mc_se", "width", "bias", "seconds"]]
+
+
+def figure(tab: pd.DataFrame, path: Path) -> None:
+    methods = sorted(tab.method.unique())
+    fig, axes = plt.subplots(1, len(ESTIMANDS), figsize=(4.2 * len(ESTIMANDS), 0.32 * tab[["scenario", "n"]].drop_duplicates().shape[0] + 2.2), sharey=True)
+    rows = tab[["scenario", "n"]].drop_duplicates().sort_values(["n", "scenario"])
+    labels = [f"{s.replace('chakraborty_', '')} n={n}" for s, n in zip(rows.scenario, rows.n, strict=True)]
+    ypos = {(s, n): i for i, (s, n) in enumerate(zip(rows.scenario, rows.n, strict=True))}
+    colors = dict(zip(methods, plt.cm.tab10.colors, strict=False))
+    for ax, est in zip(axes, ESTIMANDS, strict=True):
+        ax.axvspan(0.92, 0.98, color="0.9")
+        ax.axvline(0.95, color="0.4", lw=0.8)
+        sub = tab[tab.estimand == est]
+        for j, m in enumerate(methods):
+            s = sub[sub.method == m]
+            y = np.array([ypos[(a, b)] for a, b in zip(s.scenario, s.n, strict=True)]) + (j - len(methods) / 2) * 0.09
+            ax.errorbar(s.coverage, y, xerr=2 * s.mc_se, fmt="o", ms=3, lw=0.8, color=colors[m], label=m)
+        ax.set_title(est)
+        ax.set_xlim(0.2, 1.01)
+        ax.set_xlabel("coverage of 95% intervals")
+    axes[0].set_yticks(range(len(labels)), labels)
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="lower left", fontsize=7)
+    fig.suptitle("Calibration near the decision boundary (grey band 0.92-0.98; bars: +-2 Monte Carlo SE)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    tab = table()
+    tab.to_csv(HERE / "calibration.csv", index=False, float_format="%.4f")
+    figure(tab, HERE / "calibration.png")
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        piv = tab.pivot_table(index=["scenario", "n"], columns=["estimand", "method"], values="coverage")
+        print(piv.round(3).to_string())
+        print("\nworst cell per method (coverage, and how far outside 0.92-0.98):")
+        for m, s in tab.groupby("method"):
+            w = s.loc[(s.coverage - 0.95).abs().idxmax()]
+            print(f"  {m:16s} {w.scenario} n={w.n} {w.estimand}: {w.coverage:.3f} (MC SE {w.mc_se:.3f}, R={w.replicates})")
+
+
+if __name__ == "__main__":
+    main()
