@@ -69,7 +69,7 @@ from bayesdtr.inference.backward import Induction
 from bayesdtr.inference.draws import PropensityDraws, best_arm, posterior_mean, q_arms
 from bayesdtr.inference.propensity_fit import fit_propensities
 from bayesdtr.regimes import Regime
-from bayesdtr.values import check_propensities, unit_terms
+from bayesdtr.values import check_propensities, pool, unit_terms
 
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
@@ -249,16 +249,8 @@ class CrossFit:
                     num[:, test] = a
                     if den is not None:
                         den[:, test] = b
-            if den is None:
-                out[idx] = np.sum(omega * num * used, axis=1) / np.sum(omega * used, axis=1)
-            else:
-                d = np.sum(omega * den, axis=1)
-                if np.any(d == 0):
-                    raise FitError(
-                        "Cross-fitted IPW value is undefined: no unit followed the fold rules in "
-                        "some posterior draws. Use method='aipw' or 'q'."
-                    )
-                out[idx] = np.sum(omega * num, axis=1) / d
+            # units that are not valued (the first chunks of the online scheme) get weight 0
+            out[idx] = pool(omega * used, num, den)
         return out
 
 

@@ -31,7 +31,7 @@ from bayesdtr.inference.draws import PropensityDraws, select_arm
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["check_propensities", "unit_terms", "weighted_value"]
+__all__ = ["check_propensities", "pool", "unit_terms", "weighted_value"]
 
 
 def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.ndarray | None = None) -> np.ndarray:
@@ -49,17 +49,21 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.n
             w = omega * ratio
             sq = np.sum(w * w, axis=1)
             ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
-        if method == "ipw":
-            d = np.sum(omega * ratio, axis=1)
-            if np.any(d == 0):
-                raise FitError(
-                    "IPW value is undefined: no unit followed the regime in some posterior draws. "
-                    "Use method='aipw' or 'q'."
-                )
-            out[idx] = np.sum(omega * num, axis=1) / d
-        else:
-            out[idx] = np.mean(omega * num, axis=1)
+        out[idx] = pool(omega, num, ratio if method == "ipw" else None)
     return out
+
+
+def pool(omega: np.ndarray, num: np.ndarray, den: np.ndarray | None = None) -> np.ndarray:
+    r"""Value draws from per-unit terms: :math:`\sum_i \omega_i num_i / \sum_i \omega_i den_i`
+    (``den`` None: the weights themselves, i.e. a weighted mean; a unit with all-zero terms and
+    weight 0 does not count)."""
+    d = np.sum(omega * (1.0 if den is None else den), axis=1)
+    if np.any(d == 0):
+        raise FitError(
+            "IPW value is undefined: no unit followed the regime in some posterior draws. "
+            "Use method='aipw' or 'q'."
+        )
+    return np.sum(omega * num, axis=1) / d
 
 
 def check_propensities(design, propensities: list[PropensityDraws | None], method: str) -> None:
