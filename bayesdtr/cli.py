@@ -1,10 +1,18 @@
-"""Command line (click): ``bayesdtr demo`` fits the bmiData analysis end to end;
-``bayesdtr simulate SCENARIO`` runs a simulation study and writes its tables and plot."""
+"""Command line (click).
+
+``bayesdtr demo`` fits the bmiData analysis end to end; ``bayesdtr fit DATA.csv --spec SPEC.toml
+--out DIR`` fits a model written as a TOML spec (:mod:`bayesdtr.spec_file`) and writes
+``posterior.nc``, ``summary.csv`` and ``report.html``; ``bayesdtr report posterior.nc`` writes the
+HTML report of a saved posterior; ``bayesdtr compare posterior.nc --regimes REGIMES.toml`` compares
+regimes; ``bayesdtr simulate SCENARIO`` runs a simulation study and writes its tables and plot.
+Errors print one line, ``bayesdtr: error: ...``, and exit with status 2."""
 
 from __future__ import annotations
 
 import sys
 import time
+import warnings
+from pathlib import Path
 
 import click
 import numpy as np
@@ -174,6 +182,126 @@ def simulate_command(
     ax.figure.savefig(outdir / "coverage.png", dpi=120)
     plt.close(ax.figure)
     click.echo(f"{res}; wrote {outdir / 'table.csv'}, {outdir / 'summary.csv'}, {outdir / 'coverage.png'}")
+    return 0
+
+
+def _note(message: str, no_progress: bool) -> None:
+    from bayesdtr.inference.progress import Progress
+
+    Progress.note(message, enabled=not no_progress)
+
+
+def _in_file(err: Exception, source: str) -> Exception:
+    """The same bayesdtr error, its message prefixed by the file it came from."""
+    text = str(err)
+    return err if text.startswith(source) else type(err)(f"{source}: {text}")
+
+
+def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        click.echo(f"bayesdtr: warning: {w.message}".replace("\n", " "), err=True)
+
+
+def _load_posterior(path: str, spec: str | None, no_progress: bool):
+    """``bd.load(path)``; with a spec, ``bd.load(path, stages=...)`` from the spec's stages."""
+    import bayesdtr as bd
+    from bayesdtr.exceptions import BayesDTRError
+    from bayesdtr.spec_file import load_spec
+
+    _note(f"loading {path}…", no_progress)
+    post = bd.load(path)
+    if spec is not None:
+        try:
+            stages = load_spec(spec, data=post.design.data)[0]
+            post = bd.load(path, stages=stages)
+        except BayesDTRError as err:
+            raise _in_file(err, spec) from None
+    post.settings.progressbar = not no_progress  # regime refits of value/compare
+    return post
+
+
+@cli.command("fit", help="fit the model of SPEC.toml to DATA.csv; write posterior.nc, summary.csv and report.html to --out")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), required=True, help="model specification (TOML)")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="output directory (created)")
+@click.option("--no-progress", is_flag=True, help="no progress output")
+def fit_command(data: str, spec: str, out: str, no_progress: bool) -> int:
+    import bayesdtr as bd
+    from bayesdtr.exceptions import BayesDTRError
+    from bayesdtr.report import write_report
+    from bayesdtr.spec_file import load_spec
+
+    t0 = time.perf_counter()
+    _note(f"reading {data}…", no_progress)
+    try:
+        df = pd.read_csv(data)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise bd.DataError(f"{data}: cannot be read as CSV ({type(err).__name__}: {err}); give a comma-separated file with a header row.") from None
+    try:
+        stages, model_kw, fit_kw = load_spec(spec, data=df)
+        model = bd.DTRModel(df, stages, **model_kw)
+    except BayesDTRError as err:
+        raise _in_file(err, spec) from None
+    if not no_progress:
+        click.echo("\n".join(ln for ln in str(model).splitlines() if not ln.startswith("Next:")), err=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", bd.BayesDTRWarning)
+        try:
+            post = model.fit(**fit_kw, progressbar=not no_progress)
+        except BayesDTRError as err:
+            raise _in_file(err, spec) from None
+    _echo_warnings(caught)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _note(f"writing {outdir / 'posterior.nc'} and {outdir / 'summary.csv'}…", no_progress)
+    post.to_netcdf(outdir / "posterior.nc")
+    post.summary().to_csv(outdir / "summary.csv")
+    _note(f"building the report {outdir / 'report.html'}…", no_progress)
+    write_report(post, outdir / "report.html")
+    click.echo(
+        f"wrote {outdir / 'posterior.nc'}, {outdir / 'summary.csv'}, {outdir / 'report.html'} "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
+@cli.command("report", help="write the HTML report of a saved posterior (bayesdtr fit's posterior.nc)")
+@click.argument("posterior", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="HTML file [default: report.html next to POSTERIOR]")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), default=None, help="the fit's spec (TOML), to attach its stages")
+@click.option("--no-progress", is_flag=True, help="no progress output")
+def report_command(posterior: str, out: str | None, spec: str | None, no_progress: bool) -> int:
+    from bayesdtr.report import write_report
+
+    post = _load_posterior(posterior, spec, no_progress)
+    target = Path(out) if out is not None else Path(posterior).with_name("report.html")
+    _note(f"building the report {target}…", no_progress)
+    write_report(post, target)
+    click.echo(f"wrote {target}")
+    return 0
+
+
+@cli.command("compare", help="compare the regimes of REGIMES.toml on a saved posterior; print (and with --out write) the table")
+@click.argument("posterior", type=click.Path(exists=True, dir_okay=False))
+@click.option("--regimes", type=click.Path(exists=True, dir_okay=False), required=True,
+              help='TOML: [regimes.NAME] tables of treatment = arm, or NAME = "optimal" under [regimes]')
+@click.option("--method", type=click.Choice(["q", "ipw", "aipw"]), default="q", show_default=True, help="value estimator")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="also write the table as CSV")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), default=None, help="the fit's spec (TOML), to attach its stages")
+@click.option("--no-progress", is_flag=True, help="no progress output")
+def compare_command(posterior: str, regimes: str, method: str, out: str | None, spec: str | None, no_progress: bool) -> int:
+    from bayesdtr.spec_file import regimes_from_toml
+
+    post = _load_posterior(posterior, spec, no_progress)
+    stages = post.design.stages
+    table = regimes_from_toml(regimes, [s.stage.treatment for s in stages], {s.stage.treatment: list(s.arms) for s in stages})
+    _note(f"valuing {len(table)} regime(s) ({method})…", no_progress)
+    tab = post.compare(table, method=method)
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        click.echo(tab.to_string())
+    if out is not None:
+        tab.to_csv(out)
+        click.echo(f"wrote {out}")
     return 0
 
 
