@@ -48,7 +48,6 @@ Text in a spec file is code in the same sense as formulas are (formulaic and
 
 from __future__ import annotations
 
-import inspect
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -424,9 +423,3 @@ def regimes_from_toml(path: str | os.PathLike[str], treatments: Sequence[str], a
         out[name] = Regime.static(name=name, **labels)
     return out
 
-
-# keep the signature check of [fit] honest: every FIT_KEYS entry is a keyword of DTRModel.fit
-def _fit_keywords() -> set[str]:
-    from bayesdtr.model import DTRModel
-
-    return set(inspect.signature(DTRModel.fit).parameters) - {"self"}
