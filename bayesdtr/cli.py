@@ -198,8 +198,14 @@ def _in_file(err: Exception, source: str) -> Exception:
 
 
 def _echo_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """bayesdtr's own warnings as one line each; any other warning as Python shows it."""
+    from bayesdtr.exceptions import BayesDTRWarning
+
     for w in caught:
-        click.echo(f"bayesdtr: warning: {w.message}".replace("\n", " "), err=True)
+        if issubclass(w.category, BayesDTRWarning):
+            click.echo(f"bayesdtr: warning: {w.message}".replace("\n", " "), err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _load_posterior(path: str, spec: str | None, no_progress: bool):

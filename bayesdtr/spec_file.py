@@ -101,7 +101,14 @@ class FeasibleWhen:
             arms = sorted(pd.unique(df[self.treatment].dropna()).tolist())
         out = pd.DataFrame(True, index=df.index, columns=pd.Index(arms, dtype=object))
         for when, allowed in self.rules:
-            mask = np.asarray(df.eval(when), dtype=bool)
+            try:
+                mask = np.asarray(df.eval(when), dtype=bool)
+            except Exception as err:
+                raise SpecificationError(
+                    f"stage {self.treatment!r} feasible.when={when!r} could not be evaluated as a "
+                    f"DataFrame.query string ({type(err).__name__}: {err}); write a condition on the "
+                    f"data's columns {list(df.columns)}, e.g. \"R == 1\"."
+                ) from None
             for a in arms:
                 if a not in allowed:
                     out.loc[mask, a] = False

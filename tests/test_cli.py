@@ -155,6 +155,10 @@ BAD_SPECS = {
     "unknown stage key": (SPEC.replace('applies = "r == 0"', 'applied = "r == 0"'), ["applied", "allowed keys"]),
     "unknown fit key": (SPEC.replace("draws = 100", "samples = 100"), ["samples", "allowed keys"]),
     "bad applies column": (SPEC.replace('applies = "r == 0"', 'applies = "resp == 0"'), ["applies", "resp"]),
+    "bad feasible query": (
+        SPEC.replace('applies = "r == 0"', 'applies = "r == 0"\nfeasible = { when = "resp == 1", arms = ["-1"] }'),
+        ["feasible.when='resp == 1'", "o11"],
+    ),
     "unknown arm": (SPEC.replace('{ "-1" = 0.5, "1" = 0.5 }', '{ "-1" = 0.5, "2" = 0.5 }', 1), ["arm '2'", "[-1, 1]"]),
 }
 
@@ -269,3 +273,14 @@ def test_help_lists_the_five_commands(capsys):
     out = capsys.readouterr().out
     for name in ("demo", "fit", "report", "compare", "simulate"):
         assert f"  {name} " in out, out
+
+
+def test_library_warnings_are_one_line_each(files, tmp_path, capsys):
+    spec = tmp_path / "lopsided.toml"
+    spec.write_text(SPEC.replace('{ "-1" = 0.5, "1" = 0.5 }', '{ "-1" = 0.99, "1" = 0.01 }', 1), encoding="utf-8")
+    rc = main(["fit", str(files / "adhd.csv"), "--spec", str(spec), "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    warned = [ln for ln in err.splitlines() if ln.startswith("bayesdtr: warning: ")]
+    assert warned and any("0.99" in ln or "ropensit" in ln for ln in warned), err
+    assert "Warning:" not in err  # not Python's multi-line warning format
