@@ -334,3 +334,16 @@ def test_stage1_contrast_coverage_full_size(name, propagation):
         lo, hi = np.percentile(c, [2.5, 97.5], axis=0)
         hits.append((lo <= psi) & (psi <= hi))
     assert np.all(np.mean(hits, axis=0) >= 0.92)
+
+
+@pytest.mark.integration
+def test_user_sigma_prior_with_imputations():
+    """A user sigma prior leaves the default NIG data unused; the imputation refits swap data
+    into the compiled model and must not ask for it (was: KeyError 'sigma2_ab' from nutpie)."""
+    from pymc_extras.prior import Prior
+
+    scn = bd.scenario("chakraborty_ex3")
+    model = bd.DTRModel(scn.sample(200, seed=1), scn.stages, outcome="Y", priors={"sigma": Prior("HalfNormal", sigma=2.0)})
+    post = model.fit(draws=50, tune=50, chains=2, imputations=2, random_seed=1, progressbar=False, warn=False)
+    assert list(post.diagnostics()["engine"]) == ["mcmc", "mcmc"]
+    assert np.all(np.isfinite(post.fits[0].theta))

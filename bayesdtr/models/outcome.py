@@ -128,6 +128,13 @@ def build_outcome_model(
         data["W"] = W
     if n_groups:
         data["group_scale"] = np.asarray(target_scale if family == "gaussian" else 1.0)
+    # a user prior replaces the default one: its data would be unused, and a compiled model drops
+    # unused data, so swapping it in later (nutpie's with_data) would fail
+    unused = {"sigma": ("sigma2_ab",), "beta": ("beta_mu", "beta_tau"), "psi": ("psi_mu", "psi_tau")}
+    for name, keys in unused.items():
+        if priors.get(name) is not None:
+            for k in keys:
+                data.pop(k, None)
     overrides = tuple(sorted((k, repr(v)) for k, v in priors.overrides.items()))
     key = ("outcome", family, W.shape[1], p_main, p_con, n_arms_c, n_groups, group_contrast, overrides)
     if family != "gaussian":
@@ -151,18 +158,23 @@ def build_outcome_model(
                     sigma = pm.Deterministic("sigma", pt.sqrt(sigma2))
                 else:
                     sigma = _prior_or(priors, "sigma", (), lambda: None)
-                beta_sd = sigma * d["beta_tau"]
-                psi_sd = sigma * d["psi_tau"]
             else:
-                beta_sd, psi_sd = d["beta_tau"], d["psi_tau"]
+                sigma = 1.0
+
+            # default priors scale with sigma (NIG); their data exist only when they are used
             beta = _prior_or(
-                priors, "beta", ("main_term",), lambda: pm.Normal("beta", mu=d["beta_mu"], sigma=beta_sd, dims="main_term")
+                priors,
+                "beta",
+                ("main_term",),
+                lambda: pm.Normal("beta", mu=d["beta_mu"], sigma=sigma * d["beta_tau"], dims="main_term"),
             )
             psi = _prior_or(
                 priors,
                 "psi",
                 ("contrast_arm", "contrast_term"),
-                lambda: pm.Normal("psi", mu=d["psi_mu"], sigma=psi_sd, dims=("contrast_arm", "contrast_term")),
+                lambda: pm.Normal(
+                    "psi", mu=d["psi_mu"], sigma=sigma * d["psi_tau"], dims=("contrast_arm", "contrast_term")
+                ),
             )
             phi = [beta, psi.reshape((-1,))]
             if n_groups:
