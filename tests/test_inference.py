@@ -137,7 +137,7 @@ def test_applies_subset_carries_outcome_and_rewards():
         [bd.Stage("A1", main="x", contrast="1 + x", reward="r1"), bd.Stage("A2", main="x + A1", contrast="1 + x", applies="R == 0")],
         outcome="y",
     )
-    post = model.fit(draws=50, chains=2, random_seed=2, progressbar=False)
+    post = model.fit(draws=50, chains=2, random_seed=2, progressbar=False, propagation="mean")
     T1 = post.induction.target_for_fit(0, np.arange(5))
     resp = np.flatnonzero(df.R.to_numpy() == 1)
     # responders skip stage 2: their stage-1 target is reward + observed outcome, in every draw
@@ -147,7 +147,7 @@ def test_applies_subset_carries_outcome_and_rewards():
     np.testing.assert_allclose(T1[:, non], df.r1.to_numpy()[non] + q2)
 
 
-@pytest.mark.parametrize("propagation", ["predictive", "augmented"])
+@pytest.mark.parametrize("propagation", ["modal", "predictive", "augmented"])
 def test_other_propagations_recover_truth(propagation):
     scn = bd.scenario("two_stage_cont")
     df = scn.sample(2000, seed=21)

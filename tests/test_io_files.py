@@ -100,7 +100,7 @@ def test_loaded_posterior_answers_like_the_fitted_one(saved):
     for a, b in zip(_queries(back), _queries(post), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(
-        back.value("optimal").values, back.tree["value"]["optimal"].values
+        back.value("optimal", crossfit=0).values, back.tree["value"]["optimal"].values
     )
     assert back.propensities[0].gamma is not None and back.model is None
     with pytest.raises(bd.SpecificationError, match=r"without stages=.*bd.load\(path, stages="):

@@ -854,7 +854,7 @@ def test_print_model_mentions_stages_formulas_priors_and_fit(capsys):
         ({"imputations": 0}, r"imputations= must be an integer >= 1; got 0"),
         (
             {"propagation": "bogus"},
-            r"propagation='bogus' is not one of \['mean', 'predictive', 'augmented'\]",
+            r"propagation='bogus' is not one of \['mean', 'predictive', 'augmented', 'modal'\]",
         ),
         ({"engine": "bogus"}, r"engine='bogus' is not one of \['auto', 'conjugate', 'mcmc'\]"),
         ({"sampler": "bogus"}, r"sampler='bogus' is not one of \['nutpie', 'pymc', 'numpyro'\]"),

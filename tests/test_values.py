@@ -85,9 +85,9 @@ def test_double_robustness(cont):
         bd.Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", propensity="X2"),
     ]
     post = bd.DTRModel(df, stages, outcome="Y").fit(random_seed=3, progressbar=False)
-    q = post.compare({"optimal": "optimal"}, method="q").loc["optimal"]
-    aipw = post.compare({"optimal": "optimal"}, method="aipw").loc["optimal"]
-    assert q["hdi94_lb"] > truth["optimal"]  # biased upwards: the 94% HDI lies above the truth
+    q = post.value("optimal", method="q", crossfit=0).values.ravel()  # the plug-in, on all the data
+    aipw = post.compare({"optimal": "optimal"}, method="aipw").loc["optimal"]  # learned rule: sample-split
+    assert np.percentile(q, 3) > truth["optimal"]  # biased upwards: the 94% interval lies above the truth
     assert aipw["hdi94_lb"] <= truth["optimal"] <= aipw["hdi94_ub"]
 
 
