@@ -29,7 +29,9 @@ def notebooks(prefixes: list[str] | None = None) -> list[Path]:
     return found
 
 
-def execute(path: Path, *, size: str = "small", out: Path | None = None, timeout: int = 1800) -> float:
+def execute(
+    path: Path, *, size: str = "small", out: Path | None = None, timeout: int = 1800
+) -> float:
     """Run one notebook in a fresh kernel started in the repository root and save it with its
     outputs to ``out`` (default: in place). Returns the wall time in seconds."""
     import nbformat
@@ -57,7 +59,9 @@ def execute(path: Path, *, size: str = "small", out: Path | None = None, timeout
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="run only notebooks whose names start with these")
-    parser.add_argument("--full", action="store_true", help="run at full size (minutes per notebook)")
+    parser.add_argument(
+        "--full", action="store_true", help="run at full size (minutes per notebook)"
+    )
     args = parser.parse_args(argv)
     size = "full" if args.full else "small"
     paths = notebooks(args.names)
