@@ -38,12 +38,18 @@ def execute(
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # timestamps of earlier runs
     old = os.environ.get("BAYESDTR_NOTEBOOK_SIZE")
     os.environ["BAYESDTR_NOTEBOOK_SIZE"] = size  # the kernel inherits this process's environment
     t0 = time.perf_counter()
     try:
         client = NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(ROOT)}},
+            record_timing=False,  # no timestamps in the committed files
         )
         client.execute()
     finally:
