@@ -51,7 +51,7 @@ def _hdi(x: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def demo(engine: str = "auto", seed: int = 1) -> int:
+def demo(engine: str = "auto", seed: int = 1, report: str | None = "bmi_demo_report.html") -> int:
     import bayesdtr as bd
 
     t0 = time.perf_counter()
@@ -60,9 +60,16 @@ def demo(engine: str = "auto", seed: int = 1) -> int:
     print()
     post = model.fit(random_seed=seed, engine=engine, progressbar=False)
     print(post)
+    print("\n" + str(post.rule()))
     v = post.value("optimal").values
     lo, hi = _hdi(v)
-    print(f"\nValue of the estimated optimal regime (mean % BMI reduction): {v.mean():.2f} [{HDI_PROB:.0%} HDI {lo:.2f}, {hi:.2f}]")
+    print(
+        f"\nValue of the learned rule (mean % BMI reduction; valued on units that did not choose it): "
+        f"{v.mean():.2f} [{HDI_PROB:.0%} HDI {lo:.2f}, {hi:.2f}]"
+    )
+    v0 = post.value("optimal", crossfit=0).values
+    lo0, hi0 = _hdi(v0)
+    print(f"  (plug-in posterior on all the data, optimistic: {v0.mean():.2f} [{lo0:.2f}, {hi0:.2f}])")
     regimes = {
         "optimal": "optimal",
         "always CD": bd.Regime.static(A1="CD", A2="CD"),
@@ -80,6 +87,9 @@ def demo(engine: str = "auto", seed: int = 1) -> int:
         print("\nStage contrasts (MR vs CD):")
         summ = post.summary()
         print(summ[summ.index.str.contains("psi")][["mean", "sd", f"hdi{int(HDI_PROB * 100)}_lb", f"hdi{int(HDI_PROB * 100)}_ub", "ess_bulk", "r_hat"]].to_string())
+    if report:
+        path = bd.write_report(post, report, regimes=regimes)
+        print(f"\nReport: {path}")
     print(f"\nDone in {time.perf_counter() - t0:.1f} s.")
     return 0
 
@@ -110,8 +120,12 @@ def cli(ctx: click.Context) -> int | None:
 @cli.command("demo", help="fit the bmiData two-stage analysis and print the results")
 @click.option("--engine", type=click.Choice(["auto", "conjugate", "mcmc"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-def demo_command(engine: str, seed: int) -> int:
-    return demo(engine=engine, seed=seed)
+@click.option(
+    "--report", "report", type=click.Path(dir_okay=False), default="bmi_demo_report.html", show_default=True,
+    help="HTML report to write ('' for none)",
+)
+def demo_command(engine: str, seed: int, report: str) -> int:
+    return demo(engine=engine, seed=seed, report=report or None)
 
 
 def _csv_list(value: str, name: str) -> list[str]:

@@ -233,11 +233,13 @@ def _section_contrasts(post: DTRPosterior) -> str:
 def _section_rule(post: DTRPosterior, rule: Any) -> str:
     from bayesdtr.plotting import plot_decision
 
-    v = post.value("optimal").values.ravel()
+    val = post.value("optimal")
+    v = val.values.ravel()
     lo, hi = _hdi(v)
     out = (
-        f"<p>Value of the optimal regime (posterior mean of the outcome if everyone followed it): "
-        f"<b>{v.mean():.3g}</b> ({HDI_PROB:.0%} HDI {lo:.3g} to {hi:.3g}).</p>"
+        f"<p>Value of the learned rule (mean outcome if everyone followed it): "
+        f"<b>{v.mean():.3g}</b> ({HDI_PROB:.0%} HDI {lo:.3g} to {hi:.3g}). Estimand: "
+        f"{_esc(val.attrs.get('estimand', ''))}; method {_esc(str(val.attrs.get('method', '')))}.</p>"
         "<pre>" + _esc(rule.text()) + "</pre>"
     )
     for sr in rule.summaries():
