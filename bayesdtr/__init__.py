@@ -30,6 +30,7 @@ from bayesdtr.exceptions import (
     RegimeError,
     SpecificationError,
 )
+from bayesdtr.loading import load
 from bayesdtr.model import DTRModel
 from bayesdtr.plotting import (
     plot_contrasts,
@@ -39,7 +40,7 @@ from bayesdtr.plotting import (
     plot_shrinkage,
     plot_value,
 )
-from bayesdtr.posterior import DTRPosterior, load
+from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
 from bayesdtr.report import write_report
 from bayesdtr.simulate.methods import MethodResult

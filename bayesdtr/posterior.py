@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -15,7 +14,6 @@ import xarray as xr
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, ONLINE_START, CrossFit
 from bayesdtr.data.design import DTRDesign, StageDesign, materialize
-from bayesdtr.data.spec import Stage
 from bayesdtr.data.validate import (
     check_frame,
     check_new_data,
@@ -24,7 +22,13 @@ from bayesdtr.data.validate import (
     new_group_codes,
 )
 from bayesdtr.diagnostics import weight_ess_message
-from bayesdtr.exceptions import DataError, FitError, PositivityWarning, RegimeError, SpecificationError
+from bayesdtr.exceptions import (
+    DataError,
+    FitError,
+    PositivityWarning,
+    RegimeError,
+    SpecificationError,
+)
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
     PropensityDraws,
@@ -40,7 +44,6 @@ from bayesdtr.io import (
     PosteriorParts,
     build_tree,
     check_path,
-    read_netcdf,
     stage_posterior_dataset,
     write_netcdf,
 )
@@ -48,7 +51,7 @@ from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
 from bayesdtr.values import weighted_value
 
-__all__ = ["DTRPosterior", "load"]
+__all__ = ["DTRPosterior"]
 
 
 class DTRPosterior:
@@ -711,57 +714,6 @@ class DTRPosterior:
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
         )
-
-
-def load(path: str | os.PathLike, *, stages: Sequence[Stage] | None = None) -> DTRPosterior:
-    """Load a posterior written by :meth:`DTRPosterior.to_netcdf`.
-
-    Loading reads typed arrays only and evaluates no text from the file: the stored design
-    matrices answer every query on the fitted units (``q_values``, ``prob_optimal``,
-    ``optimal_treatment``, ``value`` of any regime with any method, ``compare``, ``rule``), with the
-    same numbers as before saving. Formula text in the file is kept for reading only.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A file written by ``post.to_netcdf``.
-    stages : list of Stage or None
-        Your own ``bd.Stage`` objects (matched by treatment name), needed to query *new* data:
-        their formulas (and ``feasible=`` rules) are evaluated on the stored data and must
-        reproduce the stored design matrices exactly, or loading is refused. Formulas are code
-        (formulaic evaluates Python in them), so pass only formulas you trust.
-
-    Returns
-    -------
-    DTRPosterior
-
-    Raises
-    ------
-    FileFormatError
-        The path is missing or a folder, the file is not a readable bayesdtr file (truncated,
-        empty, random bytes), was written by a newer bayesdtr, or its contents are inconsistent
-        (NaN draws, shapes, ancestors, settings, seeds).
-    SpecificationError
-        ``stages`` do not name the fitted treatments or do not reproduce the stored design.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import bayesdtr as bd
-    >>> df = bd.load_data("bmi")
-    >>> df["y"] = -100 * (df.month12BMI - df.baselineBMI) / df.baselineBMI
-    >>> stages = [bd.Stage("A1", main="baselineBMI", contrast="1 + baselineBMI"),
-    ...           bd.Stage("A2", main="month4BMI", contrast="1 + month4BMI")]
-    >>> post = bd.DTRModel(df, stages, outcome="y").fit(draws=100, chains=2, random_seed=1,
-    ...                                                  progressbar=False)
-    >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
-    >>> post.to_netcdf(path)
-    >>> back = bd.load(path)
-    >>> bool((back.value("optimal") == post.value("optimal")).all())
-    True
-    >>> new = bd.load(path, stages=stages).prob_optimal(stage=2, data=df.head(3))
-    """
-    return DTRPosterior.from_parts(read_netcdf(path, stages=stages))
 
 
 def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
