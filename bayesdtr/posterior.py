@@ -453,13 +453,13 @@ class DTRPosterior:
         return self._crossfits[(folds, split)]
 
     # ------------------------------------------------------------------ comparisons
-    def _values_of(self, regimes: dict[str, Regime | str], method: str) -> xr.DataArray:
+    def _values_of(self, regimes: dict[str, Regime | str], method: str, crossfit: int | str | None = "auto") -> xr.DataArray:
         if not isinstance(regimes, dict) or not regimes:
             raise RegimeError(
                 "regimes must be a non-empty dict {label: regime}, e.g. "
                 "{'optimal': 'optimal', 'always 1': bd.Regime.static(A1=1, A2=1)}."
             )
-        vals = [self.value(r, method=method) for r in regimes.values()]  # type: ignore[arg-type]
+        vals = [self.value(r, method=method, crossfit=crossfit) for r in regimes.values()]  # type: ignore[arg-type]
         return xr.concat(vals, dim=xr.DataArray(list(regimes), dims="regime", name="regime")).rename("value")
 
     def differences(self, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q") -> xr.DataArray:
@@ -478,8 +478,12 @@ class DTRPosterior:
         *,
         method: Literal["q", "ipw", "aipw"] = "q",
         hdi_prob: float = HDI_PROB,
+        crossfit: int | Literal["auto"] | None = "auto",
     ) -> pd.DataFrame:
         """Compare regimes by their value posteriors.
+
+        ``crossfit`` is passed to :meth:`value`: learned rules (``"optimal"``, ``post.rule()``) are
+        valued by sample splitting unless ``crossfit=0``.
 
         Returns
         -------
@@ -513,7 +517,7 @@ class DTRPosterior:
         import arviz as az
 
         check_probability(hdi_prob, "hdi_prob=", FitError)
-        v = self._values_of(regimes, method)
+        v = self._values_of(regimes, method, crossfit)
         flat = v.values.reshape(len(regimes), -1)
         best = flat.max(axis=0)
         tied = flat == best[None, :]
