@@ -43,16 +43,9 @@ from pymc_extras.prior import Prior
 from bayesdtr._version import __version__
 from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
 from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
+from bayesdtr.data.frames import attr_text, file_error, node_dataset, parse_json
 from bayesdtr.data.spec import Stage
-from bayesdtr.data.stored import (
-    attr_text,
-    design_datasets,
-    design_from_tree,
-    file_error,
-    node_dataset,
-    parse_json,
-    rebuild_design,
-)
+from bayesdtr.data.stored import design_datasets, design_from_tree, rebuild_design
 from bayesdtr.exceptions import FileFormatError, PriorError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
