@@ -74,13 +74,13 @@ from bayesdtr.values import check_propensities, pool, unit_terms
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["CrossFit", "DEFAULT_FOLDS", "ONLINE_START", "fold_labels"]
+__all__ = ["CrossFit", "DEFAULT_FOLDS", "online_start", "fold_labels"]
 
 #: Chunks used by ``crossfit="auto"``.
 DEFAULT_FOLDS = 10
 
 
-def ONLINE_START(folds: int) -> int:  # noqa: N802 (a constant rule, named like one)
+def online_start(folds: int) -> int:
     """First chunk valued by the online scheme: the rules learn on at least 40% of the units."""
     return max(1, int(np.ceil(0.4 * folds)))
 

@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
-from bayesdtr.crossfit import DEFAULT_FOLDS, ONLINE_START, CrossFit
+from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
 from bayesdtr.data.design import DTRDesign, StageDesign, materialize
 from bayesdtr.data.validate import (
     check_frame,
@@ -448,7 +448,7 @@ class DTRPosterior:
 
     def _crossfit(self, folds: int, split: str) -> CrossFit:
         if (folds, split) not in self._crossfits:
-            start = ONLINE_START(folds) if split == "online" else 0
+            start = online_start(folds) if split == "online" else 0
             self._crossfits[(folds, split)] = CrossFit(self, folds, "online" if split == "online" else "crossfit", start)
         return self._crossfits[(folds, split)]
 

@@ -34,7 +34,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from bayesdtr.baselines.qlearning import qlearning
-from bayesdtr.crossfit import ONLINE_START, fold_labels
+from bayesdtr.crossfit import fold_labels, online_start
 from bayesdtr.data.design import DTRDesign
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.backward import FitSettings, Induction
@@ -131,7 +131,7 @@ def crossfit_aipw(
     priors = getattr(model, "stage_priors", None)
     phi = np.full(design.n, np.nan)
     idx = np.zeros(1, dtype=np.int64)
-    start = ONLINE_START(int(folds)) if split == "online" else 0
+    start = online_start(int(folds)) if split == "online" else 0
     for f in range(start, int(folds)):
         test = np.flatnonzero(labels == f)
         train = design.subset(np.flatnonzero(labels < f if split == "online" else labels != f))
