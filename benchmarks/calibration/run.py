@@ -28,6 +28,7 @@ Usage::
 
     python benchmarks/calibration/run.py                                # everything, 200 reps (hours)
     python benchmarks/calibration/run.py --scenarios chakraborty_ex1 chakraborty_ex3 --n 300 --reps 40
+    python benchmarks/calibration/run.py --n 300 --first 100 --reps 200   # grow 100-replicate cells to 200
 
 Each (scenario, n) cell is written to ``benchmarks/calibration/cells/<scenario>_n<n>.csv`` as
 soon as it finishes (a rerun skips finished cells); ``summarize.py`` builds the table
@@ -98,7 +99,7 @@ def _ols_rule(design, res):
     return bd.Regime.dynamic(rules, name="OLS rule")
 
 
-def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int) -> list[dict]:
+def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: frozenset[str] = frozenset()) -> list[dict]:
     import bayesdtr as bd
     from bayesdtr.baselines import crossfit_aipw, m_out_of_n, qlearning
 
@@ -134,6 +135,8 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int) -> list[dic
     vhat = scn.true_value(rule)
     for method, kw in (("bayes", {}), ("bayes_q", {"method": "q"}), ("bayes_cross", {"split": "cross"}),
                        ("bayes_plugin", {"crossfit": 0})):
+        if method in skip:
+            continue
         t0 = time.perf_counter()
         v_opt = post.value("optimal", **kw).values
         v_rule = post.value(rule, **kw).values
@@ -165,15 +168,20 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int) -> list[dic
     return rows
 
 
-def run_cell(name: str, n: int, reps: int, seed: int, B: int) -> pd.DataFrame:
+def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
+             skip: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Replicates ``first .. reps - 1`` of one cell. Replicate r's seeds are child r of
+    ``SeedSequence([seed, n])``, whatever ``first`` is, so a cell can be grown in pieces."""
     import bayesdtr as bd
 
     scn = bd.scenario(name)
     out = []
     t0 = time.perf_counter()
-    for r, ss in enumerate(np.random.SeedSequence([seed, n]).spawn(reps)):
+    children = np.random.SeedSequence([seed, n]).spawn(reps)
+    for r in range(first, reps):
+        ss = children[r]
         try:
-            rows = one_replicate(scn, n, ss, B)
+            rows = one_replicate(scn, n, ss, B, skip)
         except Exception as err:  # recorded, the study goes on
             rows = [dict(method="error", estimand=type(err).__name__, estimate=np.nan, lower=np.nan,
                          upper=np.nan, truth=np.nan, covered=False, width=np.nan, seconds=0.0,
@@ -181,7 +189,7 @@ def run_cell(name: str, n: int, reps: int, seed: int, B: int) -> pd.DataFrame:
         for row in rows:
             row.update(scenario=name, n=n, replicate=r)
         out += rows
-        if (r + 1) % 20 == 0:
+        if (r + 1 - first) % 20 == 0:
             print(f"  {name} n={n}: {r + 1}/{reps} replicates, {time.perf_counter() - t0:.0f} s", flush=True)
     return pd.DataFrame(out)
 
@@ -193,6 +201,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--first", type=int, default=0,
+                    help="first replicate to run (grows a finished cell: replicates first..reps-1 go to "
+                         "<scenario>_n<n>_r<first>.csv)")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["bayes_q", "bayes_cross", "bayes_plugin"],
+                    help="bayesdtr value variants to leave out (bayes_cross is the slowest)")
     ap.add_argument("--force", action="store_true", help="recompute finished cells")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -200,16 +213,16 @@ def main(argv: list[str] | None = None) -> None:
     CELLS.mkdir(parents=True, exist_ok=True)
     for n in args.n:
         for name in args.scenarios:
-            path = CELLS / f"{name}_n{n}.csv"
+            path = CELLS / (f"{name}_n{n}.csv" if args.first == 0 else f"{name}_n{n}_r{args.first}.csv")
             if path.exists() and not args.force:
                 print(f"{path.name}: done, skipped")
                 continue
             t0 = time.perf_counter()
-            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap)
+            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap, args.first, frozenset(args.skip))
             tmp = path.with_suffix(".tmp")
             tab.to_csv(tmp, index=False)
             os.replace(tmp, path)
-            print(f"{path.name}: {args.reps} replicates in {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"{path.name}: {args.reps - args.first} replicates in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

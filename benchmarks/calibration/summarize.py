@@ -30,7 +30,7 @@ def table() -> pd.DataFrame:
     if not cells:
         raise SystemExit("no cells yet: run benchmarks/calibration/run.py first")
     d = pd.concat([pd.read_csv(p) for p in cells], ignore_index=True)
-    d = d[d.method != "error"]
+    d = d[d.method != "error"].drop_duplicates(["scenario", "n", "replicate", "method", "estimand"])
     g = d.groupby(["scenario", "n", "method", "estimand"])
     out = g.agg(
         replicates=("covered", "size"),
