@@ -13,7 +13,6 @@ import json
 
 import numpy as np
 import pytest
-
 from golden import PATH, cases, fingerprint, fingerprint_of, fit_case
 
 GOLDEN = json.loads(PATH.read_text())
