@@ -113,10 +113,10 @@ class Induction:
         self.propensities = propensities
         self.regime = regime
         if engines is None:
-            self.stage_engines = [ENGINES[name] for name in stage_engines(design, settings, priors)]
+            self.engine_objects: list[StageEngine] = [ENGINES[name] for name in stage_engines(design, settings, priors)]
         else:
-            self.stage_engines = list(engines)
-        self.engines = [e.name for e in self.stage_engines]
+            self.engine_objects = list(engines)
+        self.engines = [e.name for e in self.engine_objects]
         self.K = len(design.stages)
         self.fits: list[StageDraws | None] = [None] * self.K
         self.samplers = samplers if samplers is not None else {}
@@ -261,7 +261,7 @@ class Induction:
 
     # ------------------------------------------------------------------ fitting
     def _fit_stage(self, k: int) -> StageDraws:
-        return self.stage_engines[k].fit(self, k)
+        return self.engine_objects[k].fit(self, k)
 
 
 def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) -> np.ndarray:
