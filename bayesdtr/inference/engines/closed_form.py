@@ -98,8 +98,16 @@ class ConjugateEngine(ClosedFormEngine):
             sd.X_main, sd.X_contrast, sd.n_arms, ind.observed_return()[sd.units]
         )
 
-    def draw(self, ind, k, shared, T, idx, rng):
-        X, hyper = shared
+    def draw(
+        self,
+        ind: Induction,
+        k: int,
+        shared: object,
+        T: np.ndarray,
+        idx: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        X, hyper = shared  # type: ignore[misc]
         return nig_draws(X, T, hyper, rng, n_draws=len(idx) if k == ind.K - 1 else None)
 
 
@@ -139,7 +147,15 @@ class RobustEngine(ClosedFormEngine):
     def setup(self, ind: Induction, k: int) -> object:
         return ind.design.stages[k].X_centered
 
-    def draw(self, ind, k, shared, T, idx, rng):
+    def draw(
+        self,
+        ind: Induction,
+        k: int,
+        shared: object,
+        T: np.ndarray,
+        idx: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
         sd = ind.design.stages[k]
         if k == ind.K - 1:
             T = np.broadcast_to(T, (len(idx), T.shape[1]))

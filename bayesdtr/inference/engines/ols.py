@@ -44,6 +44,10 @@ def solve_batch(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
         return out, bad
 
 
+#: theta (S, p), sigma (S,) or None, extras, stats
+_Fit = tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
 class OLSEngine:
     """Ordinary least squares, or weighted least squares per bootstrap replicate.
 
@@ -98,7 +102,7 @@ class OLSEngine:
             ancestor=None if last else np.arange(S),
         )
 
-    def _point(self, ind: Induction, k: int):
+    def _point(self, ind: Induction, k: int) -> _Fit:
         sd = ind.design.stages[k]
         T = ind.target_for_fit(k, None if k == ind.K - 1 else np.zeros(1, dtype=np.int64))[0]
         X = sd.X
@@ -113,7 +117,7 @@ class OLSEngine:
         extras = {"se": se[None, :], "df_resid": np.array([df_resid])}
         return theta[None, :], np.array([np.sqrt(sigma2)]), extras, {}
 
-    def _replicates(self, ind: Induction, k: int):
+    def _replicates(self, ind: Induction, k: int) -> _Fit:
         assert self.weights is not None
         sd = ind.design.stages[k]
         last = k == ind.K - 1
