@@ -143,7 +143,7 @@ def positivity_messages(post: DTRPosterior, *, low: float = PROPENSITY_MIN, max_
     (their propensity is 1 by design). Inverse-probability weights of such units are huge, so
     IPW/AIPW values lean on few units and Q-values extrapolate there.
     """
-    from bayesdtr.inference.backward import propensity_for
+    from bayesdtr.inference.draws import propensity_for
 
     out = []
     idx = np.unique(np.linspace(0, post.n_samples - 1, min(max_draws, post.n_samples)).astype(int))

@@ -135,7 +135,7 @@ def _last_stage_sampler(post, sampler: str):
 
     The library keeps compiled samplers in a process-wide cache keyed by model structure
     (``bayesdtr.inference.sampling``); the outcome model is rebuilt here exactly as
-    ``bayesdtr.inference.imputation.fit_stage_mcmc`` builds it for the last stage, and its
+    ``bayesdtr.inference.engines.mcmc.fit_stage_mcmc`` builds it for the last stage, and its
     key finds the sampler that the fit compiled (no recompilation).
     """
     import numpy as np

@@ -35,6 +35,12 @@ the non-smooth max (Chakraborty, Murphy and Strecher 2010): use the bootstrap th
 **Value.** The plug-in value of the estimated optimal regime is the mean over all n units of
 :math:`V_1` (the max of :math:`\hat Q_1`, or :math:`T_1` for a unit that skips stage 1).
 
+**One backward induction.** The point fit and every bootstrap block run the package's own
+:class:`~bayesdtr.inference.backward.Induction` (the same pseudo-outcomes, feasible sets,
+``applies=`` subsets and rewards as the Bayesian fit) with ``propagation="mean"`` and the
+least-squares stage engine :class:`~bayesdtr.inference.engines.ols.OLSEngine`, whose "draws"
+are the bootstrap replicates.
+
 **Bootstrap.** ``bootstrap=B`` resamples units with replacement B times and redoes the whole
 backward induction on each resample. A resample is the same as integer frequency weights
 :math:`w^{(b)} \sim \mathrm{Multinomial}(n, 1/n, \dots, 1/n)`, so every replicate is a weighted
@@ -63,11 +69,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg
 from scipy.special import ndtri
 
 from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import FitError
+from bayesdtr.inference.backward import FitSettings, Induction
+from bayesdtr.inference.engines.ols import OLSEngine
+from bayesdtr.regimes import Regime
 
 __all__ = ["QLearningResult", "QLearningStage", "m_out_of_n", "nonregularity", "qlearning"]
 
@@ -279,117 +287,85 @@ def coef_names(sd: StageDesign) -> list[str]:
     return names
 
 
-@dataclass
-class _StageArrays:
-    """Per-stage arrays reused by the point fit and every bootstrap block."""
-
-    sd: StageDesign
-    X: np.ndarray  # (n_k, p) observed-arm design, uncentred
-    Xc: np.ndarray  # (n_k, p) centred (better conditioned normal equations)
-    XX: np.ndarray  # (n_k, p * p) row-wise outer products of Xc
-    arm_designs: np.ndarray  # (m, n_k, p) design of each arm, uncentred
-    everyone: bool
-
-
-def _stage_arrays(design: DTRDesign) -> list[_StageArrays]:
-    out = []
-    for sd in design.stages:
-        Xc = sd.X_centered
-        n_k, p = Xc.shape
-        arm_designs = np.stack(
-            [sd.full_design(sd.X_main, sd.X_contrast, np.full(n_k, j)) for j in range(sd.n_arms)]
-        )
-        out.append(
-            _StageArrays(
-                sd=sd,
-                X=sd.X,
-                Xc=Xc,
-                XX=(Xc[:, :, None] * Xc[:, None, :]).reshape(n_k, p * p),
-                arm_designs=arm_designs,
-                everyone=sd.n_units == design.n,
-            )
-        )
-    return out
-
-
 def _check_model(model: Any) -> DTRDesign:
     design = getattr(model, "design", None)
     if not isinstance(design, DTRDesign):
         raise FitError(f"model must be a bd.DTRModel; got {type(model).__name__}.")
-    if design.family != "gaussian":
-        raise FitError(
-            f"The OLS Q-learning baseline supports only Gaussian outcomes; this model has "
-            f"family={design.family!r}. Use DTRModel(..., family='gaussian') or the Bayesian fit."
-        )
-    if design.group is not None:
-        raise FitError(
-            f"group={design.group!r}: groups (random site effects) are not supported by the OLS "
-            "Q-learning baseline. Build the DTRModel without group= for the baseline (or add the "
-            "group as fixed effects in main=)."
-        )
+    why = OLSEngine().refusal(design)
+    if why is not None:
+        raise FitError(why)
     return design
 
 
-def _solve_batch(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
-    """Solve A[i] x = b[i] for a batch; singular systems get the minimum-norm LS solution."""
-    try:
-        return np.linalg.solve(A, b[..., None])[..., 0], 0
-    except np.linalg.LinAlgError:
-        out = np.empty_like(b)
-        bad = 0
-        for i in range(A.shape[0]):
-            try:
-                out[i] = np.linalg.solve(A[i], b[i])
-            except np.linalg.LinAlgError:
-                out[i] = np.linalg.lstsq(A[i], b[i], rcond=None)[0]
-                bad += 1
-        return out, bad
+def _induction(design: DTRDesign, engine: OLSEngine, n_draws: int) -> Induction:
+    """Q-learning as the package's backward induction: OLS stages, pseudo-outcomes "mean"."""
+    settings = FitSettings(
+        draws=n_draws, chains=1, propagation="mean", max_chunk_elements=_BLOCK_ELEMENTS
+    )
+    K = len(design.stages)
+    return Induction(
+        design,
+        settings,
+        {},
+        [None] * K,
+        Regime.optimal(),
+        np.random.SeedSequence(0),  # unused: OLS draws no random numbers
+        engines=[engine] * K,
+    )
 
 
-def _bootstrap_block(
-    arrays: list[_StageArrays], design: DTRDesign, w: np.ndarray
+def _point_fit(design: DTRDesign) -> tuple[list[QLearningStage], list[np.ndarray]]:
+    """OLS fits of every stage and the value-to-go V_k of all units, one vector per stage."""
+    ind = _induction(design, OLSEngine(), 1)
+    fits = ind.run()
+    one = np.zeros(1, dtype=np.int64)
+    stages, pseudo = [], []
+    for k, (sd, fit) in enumerate(zip(design.stages, fits, strict=True)):
+        names = coef_names(sd)
+        stages.append(
+            QLearningStage(
+                treatment=sd.treatment,
+                arms=list(sd.arms),
+                units=sd.units,
+                coef=pd.Series(fit.theta[0], index=names, name="estimate"),
+                se=pd.Series(fit.extras["se"][0], index=names, name="se"),
+                sigma=float(fit.sigma[0]),  # type: ignore[index]
+                df_resid=int(fit.extras["df_resid"][0]),
+                target=ind.target_for_fit(k, None if k == ind.K - 1 else one)[0],
+                q=ind.q_observed(k, one)[:, 0, :].T,
+                feasible=sd.feasible,
+                contrast_design=sd.X_contrast,
+            )
+        )
+        pseudo.append(ind.value_to_go(k, one, "mean")[0])
+    return stages, pseudo
+
+
+def _bootstrap(
+    design: DTRDesign, B: int, m: int, seed: int | None
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Backward induction for a block of frequency-weight vectors ``w`` (b, n).
+    """Coefficient replicates per stage (B, p_k), replicate values (B,), singular flags (B,).
 
-    Returns per-stage coefficient replicates (b, p_k), the values (b,) and a (b,) flag of
-    replicates that hit a singular design.
+    Replicates come in blocks of at most ``_BLOCK_ELEMENTS`` weights; each block is one
+    induction whose draws are the block's replicates.
     """
-    b, n = w.shape
-    K = len(arrays)
-    thetas: list[np.ndarray] = [np.empty(0)] * K
-    singular = np.zeros(b, dtype=bool)
-    V: np.ndarray | None = None  # (b, n) value-to-go of the next stage
-    for k in reversed(range(K)):
-        sa = arrays[k]
-        sd = sa.sd
-        u = sd.units
-        n_k, p = sa.Xc.shape
-        wk = w[:, u]
-        A = (wk @ sa.XX).reshape(b, p, p)
-        if V is None:
-            T_full = np.broadcast_to(design.y + sd.reward, (b, n))
-            rhs = wk @ (sa.Xc * T_full[0, u][:, None])
-        else:
-            T_full = sd.reward[None, :] + V
-            rhs = (wk * T_full[:, u]) @ sa.Xc
-        th_c, _ = _solve_batch(A, rhs)
-        # a replicate may miss an arm entirely: flag rank deficiency explicitly
-        if n_k > 0:
-            used = wk > 0
-            for j in range(1, sd.n_arms):
-                singular |= ~np.any(used & (sd.a == j)[None, :], axis=1)
-        theta = sd.uncenter(th_c)
-        thetas[k] = theta
-        q = np.einsum("mnp,bp->bnm", sa.arm_designs, theta, optimize=True)
-        qmax = np.max(np.where(sd.feasible[None], q, -np.inf), axis=2)
-        if sa.everyone:
-            V = qmax
-        else:
-            V = np.array(T_full, dtype=float, copy=True)
-            V[:, u] = qmax
-    assert V is not None
-    values = np.sum(w * V, axis=1) / n
-    return thetas, values, singular
+    n = design.n
+    rng = np.random.default_rng(seed)
+    block = max(1, min(B, _BLOCK_ELEMENTS // max(n, 1)))
+    thetas: list[list[np.ndarray]] = [[] for _ in design.stages]
+    values, singular = [], []
+    for start in range(0, B, block):
+        b = min(block, B - start)
+        idx = rng.integers(0, n, size=(b, m))
+        w = np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+        w = w.astype(float) * (n / m)
+        ind = _induction(design, OLSEngine(w), b)
+        fits = ind.run()
+        for k, f in enumerate(fits):
+            thetas[k].append(f.theta)
+        values.append(np.sum(w * ind.stage1_values(np.arange(b)), axis=1) / n)
+        singular.append(np.any([f.stats["singular"] for f in fits], axis=0))
+    return [np.concatenate(t) for t in thetas], np.concatenate(values), np.concatenate(singular)
 
 
 # --------------------------------------------------------------------------- public
@@ -479,74 +455,15 @@ def qlearning(
         raise FitError(f"resample_size= must be an integer in [2, n={n}] or None; got {resample_size!r}.")
     else:
         m = int(resample_size)
-    arrays = _stage_arrays(design)
-    K = len(arrays)
-
-    # ---- point estimates
-    fits: list[QLearningStage | None] = [None] * K
-    pseudo: list[np.ndarray] = [np.empty(0)] * K
-    V: np.ndarray | None = None
-    for k in reversed(range(K)):
-        sa = arrays[k]
-        sd = sa.sd
-        u = sd.units
-        T_full = design.y + sd.reward if V is None else sd.reward + V
-        T = T_full[u]
-        n_k, p = sa.X.shape
-        Qm, R = linalg.qr(sa.X, mode="economic")
-        theta = linalg.solve_triangular(R, Qm.T @ T)
-        resid = T - sa.X @ theta
-        df_resid = n_k - p
-        sigma2 = float(resid @ resid / df_resid) if df_resid > 0 else np.nan
-        Rinv = linalg.solve_triangular(R, np.eye(p))
-        se = np.sqrt(sigma2 * np.sum(Rinv**2, axis=1))
-        q = np.einsum("mnp,p->nm", sa.arm_designs, theta)
-        names = coef_names(sd)
-        fits[k] = QLearningStage(
-            treatment=sd.treatment,
-            arms=list(sd.arms),
-            units=u,
-            coef=pd.Series(theta, index=names, name="estimate"),
-            se=pd.Series(se, index=names, name="se"),
-            sigma=float(np.sqrt(sigma2)),
-            df_resid=int(df_resid),
-            target=T,
-            q=q,
-            feasible=sd.feasible,
-            contrast_design=sd.X_contrast,
-        )
-        V = np.array(T_full, dtype=float, copy=True)
-        V[u] = np.max(np.where(sd.feasible, q, -np.inf), axis=1)
-        pseudo[k] = V.copy()
-    assert V is not None
-    value = float(np.mean(V))
-
-    # ---- bootstrap
+    fits, pseudo = _point_fit(design)
+    value = float(np.mean(pseudo[0]))
     boot_value = None
     n_singular = 0
     if B:
-        rng = np.random.default_rng(None if seed is None else int(seed))
-        block = max(1, min(B, _BLOCK_ELEMENTS // max(n, 1)))
-        boot_theta = [np.empty((B, f.coef.size)) for f in fits]  # type: ignore[union-attr]
-        boot_value = np.empty(B)
-        singular = np.zeros(B, dtype=bool)
-        for start in range(0, B, block):
-            b = min(block, B - start)
-            idx = rng.integers(0, n, size=(b, m))
-            w = (
-                np.bincount((idx + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n)
-                .reshape(b, n)
-                .astype(float)
-            )
-            thetas, vals, sing = _bootstrap_block(arrays, design, w * (n / m))
-            sl = slice(start, start + b)
-            for k in range(K):
-                boot_theta[k][sl] = thetas[k]
-            boot_value[sl] = vals
-            singular[sl] = sing
-        for k, f in enumerate(fits):
-            f.boot_coef = pd.DataFrame(boot_theta[k], columns=f.coef.index)  # type: ignore[union-attr]
-            f.boot_coef.index.name = "replicate"  # type: ignore[union-attr]
+        boot_theta, boot_value, singular = _bootstrap(design, B, m, None if seed is None else int(seed))
+        for f, th in zip(fits, boot_theta, strict=True):
+            f.boot_coef = pd.DataFrame(th, columns=f.coef.index)
+            f.boot_coef.index.name = "replicate"
         n_singular = int(singular.sum())
         if n_singular:
             warnings.warn(
@@ -557,7 +474,7 @@ def qlearning(
                 stacklevel=2,
             )
     return QLearningResult(
-        stages=fits,  # type: ignore[arg-type]
+        stages=fits,
         value=value,
         pseudo_outcomes=pseudo,
         index=design.data.index,

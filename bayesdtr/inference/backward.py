@@ -32,28 +32,30 @@ Nothing of stage k flows back into stage k+1 (Plummer 2015).
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from bayesdtr.data.design import DTRDesign, StageDesign
-from bayesdtr.exceptions import FitError, RegimeError
-from bayesdtr.inference.conjugate import nig_draws, robust_draws
+from bayesdtr.exceptions import RegimeError
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
     best_arm,
+    propensity_for,
     q_arms,
     q_response,
     select_arm,
 )
-from bayesdtr.models.priors import OUTCOME_PRIORS, StagePriors, nig_hyper
-from bayesdtr.models.propensity import propensity_probabilities
+from bayesdtr.inference.engines import ENGINES, StageEngine, stage_engines
+from bayesdtr.models.families import GAUSSIAN, Family, family_of
+from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime
 
-__all__ = ["FitSettings", "Induction", "stage_engines"]
+# propensity_for and stage_engines live in draws.py and engines/; re-exported for their callers
+__all__ = ["FitSettings", "Induction", "propensity_for", "regime_codes", "stage_engines"]
 
 Propagation = Literal["mean", "predictive", "augmented", "modal"]
 
@@ -85,61 +87,14 @@ class FitSettings:
         return self.draws * self.chains
 
 
-def stage_engines(design: DTRDesign, settings: FitSettings, priors: dict[str, StagePriors]) -> list[str]:
-    """The engine of each stage ("conjugate", "mcmc" or "robust"), checking the request."""
-    out = []
-    for k, sd in enumerate(design.stages):
-        last = k == len(design.stages) - 1
-        reasons = []
-        if last and design.family != "gaussian":
-            reasons.append(f"the final outcome family is {design.family!r}")
-        if design.group is not None:
-            reasons.append(f"group={design.group!r} adds hierarchical effects")
-        if not priors[sd.treatment].conjugate_compatible:
-            reasons.append("its beta/psi/sigma priors are user overrides")
-        if settings.robust:
-            if settings.engine != "auto":
-                raise FitError(
-                    f"robust=True fits every stage by a weighted Bayesian bootstrap of dWOLS; "
-                    f"engine={settings.engine!r} cannot be combined with it. Leave engine='auto'."
-                )
-            outcome_priors = sorted(k for k in priors[sd.treatment].overrides if k in OUTCOME_PRIORS)
-            if outcome_priors:
-                raise FitError(
-                    f"robust=True uses no outcome priors (dWOLS by weighted Bayesian bootstrap), "
-                    f"but priors were given for stage {sd.treatment!r}: {outcome_priors}. Drop "
-                    "them or use robust=False."
-                )
-            if design.group is not None or (last and design.family != "gaussian"):
-                raise FitError(
-                    f"robust=True (dWOLS by weighted Bayesian bootstrap) needs Gaussian stages "
-                    f"without group effects; stage {sd.treatment!r} has: {'; '.join(reasons)}. "
-                    "Use robust=False."
-                )
-            if sd.stage.propensity is None:
-                raise FitError(
-                    f"robust=True needs a propensity model at every stage; stage "
-                    f"{sd.treatment!r} has propensity=None. Give a formula (e.g. propensity='x1') "
-                    "or bd.KnownPropensity({...}) for a randomized stage."
-                )
-            out.append("robust")
-        elif settings.engine == "conjugate":
-            if reasons:
-                raise FitError(
-                    f"engine='conjugate' is exact only for linear Gaussian stages without groups "
-                    f"and with default priors; stage {sd.treatment!r} is not: {'; '.join(reasons)}. "
-                    "Use engine='auto' or 'mcmc'."
-                )
-            out.append("conjugate")
-        elif settings.engine == "mcmc":
-            out.append("mcmc")
-        else:
-            out.append("mcmc" if reasons else "conjugate")
-    return out
-
-
 class Induction:
-    """Backward induction of one regime over a validated design."""
+    """Backward induction of one regime over a validated design.
+
+    Each stage is fitted by a stage engine (:mod:`bayesdtr.inference.engines`): the one the
+    table :func:`~bayesdtr.inference.engines.stage_engines` chooses from ``settings`` and
+    ``priors``, or, with ``engines=``, the given engine objects (one per stage; e.g. the
+    bootstrap replicates of the frequentist baseline).
+    """
 
     def __init__(
         self,
@@ -150,13 +105,18 @@ class Induction:
         regime: Regime,
         seed: np.random.SeedSequence,
         samplers: dict | None = None,
+        engines: Sequence[StageEngine] | None = None,
     ) -> None:
         self.design = design
         self.settings = settings
         self.priors = priors
         self.propensities = propensities
         self.regime = regime
-        self.engines = stage_engines(design, settings, priors)
+        if engines is None:
+            self.engine_objects: list[StageEngine] = [ENGINES[name] for name in stage_engines(design, settings, priors)]
+        else:
+            self.engine_objects = list(engines)
+        self.engines = [e.name for e in self.engine_objects]
         self.K = len(design.stages)
         self.fits: list[StageDraws | None] = [None] * self.K
         self.samplers = samplers if samplers is not None else {}
@@ -176,7 +136,12 @@ class Induction:
         return self.fits  # type: ignore[return-value]
 
     def family(self, k: int) -> str:
-        return self.design.family if k == self.K - 1 else "gaussian"
+        """Name of stage k's outcome family (Gaussian before the last stage)."""
+        return self.outcome_family(k).name
+
+    def outcome_family(self, k: int) -> Family:
+        """Stage k's outcome family: the design's at the last stage, Gaussian before."""
+        return family_of(self.design.family) if k == self.K - 1 else GAUSSIAN
 
     def chunk_size(self, k: int) -> int:
         sd = self.design.stages[k]
@@ -191,7 +156,7 @@ class Induction:
         sd = self.design.stages[k]
         g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
         lin = q_arms(sd, self.fits[k], idx, sd.X_main, sd.X_contrast, g)  # type: ignore[arg-type]
-        return q_response(lin, self.family(k))
+        return q_response(lin, self.outcome_family(k))
 
     def decide(self, k: int, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Arm codes the regime takes at stage k (S, n_k) and their Q (S, n_k).
@@ -270,12 +235,8 @@ class Induction:
                 qd = select_arm(q, self.map_decisions(k))
             V[:, sd.units] = T[:, sd.units] + qd - select_arm(q, sd.a)
         else:  # predictive
-            rng = self.rngs[k]
-            if self.family(k) == "bernoulli":
-                draw = (rng.random(qd.shape) < qd).astype(float)
-            else:
-                sigma = self.fits[k].sigma[idx]  # type: ignore[union-attr,index]
-                draw = qd + sigma[:, None] * rng.standard_normal(qd.shape)
+            sigma = self.fits[k].sigma  # type: ignore[union-attr]
+            draw = self.outcome_family(k).predictive(self.rngs[k], qd, None if sigma is None else sigma[idx])
             V[:, sd.units] = np.where(d == sd.a[None, :], T[:, sd.units], draw)
         return V
 
@@ -300,66 +261,7 @@ class Induction:
 
     # ------------------------------------------------------------------ fitting
     def _fit_stage(self, k: int) -> StageDraws:
-        engine = self.engines[k]
-        if engine == "mcmc":
-            from bayesdtr.inference.imputation import fit_stage_mcmc
-
-            return fit_stage_mcmc(self, k)
-        return self._fit_closed_form(k, engine)
-
-    def _fit_closed_form(self, k: int, engine: str) -> StageDraws:
-        sd = self.design.stages[k]
-        S = self.settings.total
-        rng = self.rngs[k]
-        X = sd.X_centered
-        theta = np.empty((S, sd.n_coef))
-        sigma = np.empty(S)
-        hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, self.observed_return()[sd.units])
-        last = k == self.K - 1
-        step = self.chunk_size(k)
-        for start in range(0, S, step):
-            idx = np.arange(start, min(S, start + step))
-            T = self.target_for_fit(k, None if last else idx)
-            if engine == "conjugate":
-                th, sg = nig_draws(X, T, hyper, rng, n_draws=len(idx) if last else None)
-            else:
-                if last:
-                    T = np.broadcast_to(T, (len(idx), T.shape[1]))
-                prop = propensity_for(self.propensities[k], sd, self.design, idx)
-                th, sg = robust_draws(X, T, sd.a, prop, rng, feasible=sd.feasible)
-            theta[idx] = sd.uncenter(th)
-            sigma[idx] = sg
-        return StageDraws(
-            theta=theta,
-            sigma=sigma,
-            chains=self.settings.chains,
-            draws=self.settings.draws,
-            engine=engine,
-            ancestor=None if last else np.arange(S),
-        )
-
-
-def propensity_for(
-    pd_: PropensityDraws | None, sd: StageDesign, design: DTRDesign, idx: np.ndarray
-) -> np.ndarray:
-    """Propensities of the stage's units, arm first: (m, len(idx), n_k), or (m, 1, n_k) if known.
-
-    Probabilities are renormalized over each unit's feasible set: a unit with a single feasible
-    arm received it with probability 1 (e.g. responders who continue their treatment).
-    """
-    if pd_ is None:
-        raise FitError(f"Stage {sd.treatment!r} has no propensity model; give propensity= in its bd.Stage.")
-    if pd_.known is not None:
-        prop = np.broadcast_to(pd_.known[:, None, None], (sd.n_arms, 1, sd.n_units))
-    else:
-        assert pd_.gamma is not None and sd.X_prop is not None
-        g = None if design.group_codes is None else design.group_codes[sd.units]
-        ge = None if pd_.group_effect is None else pd_.group_effect[idx]
-        prop = propensity_probabilities(pd_.gamma[idx], sd.X_prop, ge, g)
-    if sd.feasible.all():
-        return prop
-    masked = prop * sd.feasible.T[:, None, :]
-    return masked / masked.sum(axis=0, keepdims=True)
+        return self.engine_objects[k].fit(self, k)
 
 
 def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) -> np.ndarray:
@@ -384,9 +286,3 @@ def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) ->
             f"unit's feasible arms are {[a for a, f in zip(sd.arms, feasible[i], strict=True) if f]}."
         )
     return codes
-
-
-def n_blocks(draws: int, imputations: int) -> tuple[int, int]:
-    """Imputations M and draws per chain per imputation so that M * per >= draws."""
-    m = max(1, min(imputations, draws))
-    return m, math.ceil(draws / m)

@@ -10,15 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit
 
-from bayesdtr.data.design import StageDesign
+from bayesdtr.data.design import DTRDesign, StageDesign
+from bayesdtr.exceptions import FitError
+from bayesdtr.models.families import Family, family_of
+from bayesdtr.models.propensity import propensity_probabilities
 
 __all__ = [
     "StageDraws",
     "PropensityDraws",
     "best_arm",
+    "flatten_draws",
     "posterior_mean",
+    "propensity_for",
     "q_arms",
     "q_linear",
     "q_response",
@@ -184,6 +188,34 @@ def _group_values(effects, codes, scale, idx, n_draws, seed, arm):
     return vals
 
 
-def q_response(lin: np.ndarray, family: str) -> np.ndarray:
-    """Q on the outcome scale: identity (Gaussian) or inverse logit (Bernoulli)."""
-    return expit(lin) if family == "bernoulli" else lin
+def q_response(lin: np.ndarray, family: str | Family) -> np.ndarray:
+    """Q on the outcome scale: the family's response map (identity, inverse logit, ...)."""
+    return family_of(family).response(lin)
+
+
+def flatten_draws(arr: np.ndarray) -> np.ndarray:
+    """(chains, draws, ...) -> (chains * draws, ...)."""
+    return arr.reshape((arr.shape[0] * arr.shape[1],) + arr.shape[2:])
+
+
+def propensity_for(
+    pd_: PropensityDraws | None, sd: StageDesign, design: DTRDesign, idx: np.ndarray
+) -> np.ndarray:
+    """Propensities of the stage's units, arm first: (m, len(idx), n_k), or (m, 1, n_k) if known.
+
+    Probabilities are renormalized over each unit's feasible set: a unit with a single feasible
+    arm received it with probability 1 (e.g. responders who continue their treatment).
+    """
+    if pd_ is None:
+        raise FitError(f"Stage {sd.treatment!r} has no propensity model; give propensity= in its bd.Stage.")
+    if pd_.known is not None:
+        prop = np.broadcast_to(pd_.known[:, None, None], (sd.n_arms, 1, sd.n_units))
+    else:
+        assert pd_.gamma is not None and sd.X_prop is not None
+        g = None if design.group_codes is None else design.group_codes[sd.units]
+        ge = None if pd_.group_effect is None else pd_.group_effect[idx]
+        prop = propensity_probabilities(pd_.gamma[idx], sd.X_prop, ge, g)
+    if sd.feasible.all():
+        return prop
+    masked = prop * sd.feasible.T[:, None, :]
+    return masked / masked.sum(axis=0, keepdims=True)

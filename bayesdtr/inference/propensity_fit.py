@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesdtr.data.design import DTRDesign
-from bayesdtr.inference.draws import PropensityDraws
-from bayesdtr.inference.imputation import flatten_draws
+from bayesdtr.inference.draws import PropensityDraws, flatten_draws
 from bayesdtr.inference.progress import Progress
 from bayesdtr.inference.sampling import cached_sampler, is_cached
 from bayesdtr.models.priors import StagePriors

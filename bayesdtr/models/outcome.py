@@ -34,7 +34,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesdtr.data.design import StageDesign
-from bayesdtr.models.priors import NIGHyper, StagePriors, column_scales
+from bayesdtr.models.families import Family, family_of, prior_or
+from bayesdtr.models.priors import NIGHyper, StagePriors
 
 __all__ = ["OutcomeModel", "build_outcome_model", "group_design"]
 
@@ -48,7 +49,7 @@ class OutcomeModel:
     (``key``): imputations, regimes, replicates of a simulation study.
     """
 
-    family: str
+    family: Family
     key: tuple
     data: dict[str, np.ndarray]
     W: np.ndarray
@@ -56,13 +57,7 @@ class OutcomeModel:
 
     def data_for(self, target: np.ndarray) -> dict[str, np.ndarray]:
         """Values of all the model's data containers for a target vector."""
-        out = dict(self.data)
-        if self.family == "gaussian":
-            out["Wty"] = self.W.T @ target
-            out["yty"] = np.asarray(float(target @ target))
-        else:
-            out["target"] = target.astype(np.int64)
-        return out
+        return self.data | self.family.target_data(self.W, target)
 
 
 def group_design(codes: np.ndarray, a: np.ndarray, n_groups: int, n_arms: int, contrast: bool) -> np.ndarray:
@@ -78,20 +73,11 @@ def group_design(codes: np.ndarray, a: np.ndarray, n_groups: int, n_arms: int, c
     return np.hstack([G, GA.reshape(n, -1)])
 
 
-def _prior_or(priors: StagePriors, name: str, dims: tuple[str, ...], default):
-    user = priors.get(name)
-    if user is None:
-        return default()
-    p = user.deepcopy() if hasattr(user, "deepcopy") else user
-    p.dims = dims
-    return p.create_variable(name)
-
-
 def build_outcome_model(
     sd: StageDesign,
     target: np.ndarray,
     *,
-    family: str,
+    family: str | Family,
     priors: StagePriors,
     hyper: NIGHyper | None,
     group_codes: np.ndarray | None,
@@ -99,7 +85,12 @@ def build_outcome_model(
     group_contrast: bool,
     target_scale: float,
 ) -> OutcomeModel:
-    """Describe the PyMC model of stage ``sd``; ``.build()`` creates it with ``target`` as data."""
+    """Describe the PyMC model of stage ``sd``; ``.build()`` creates it with ``target`` as data.
+
+    ``family`` (a name or a :class:`~bayesdtr.models.families.Family`) supplies the default
+    priors' data, the target's data, the residual scale and the likelihood.
+    """
+    fam = family_of(family)
     n_arms_c = sd.n_arms - 1
     p_main = sd.X_main.shape[1]
     p_con = sd.X_contrast.shape[1]
@@ -108,26 +99,9 @@ def build_outcome_model(
     if n_groups:
         assert group_codes is not None
         W = np.hstack([W, group_design(group_codes, sd.a, n_groups, sd.n_arms, group_contrast)])
-    data: dict[str, np.ndarray] = {}
-    if family == "gaussian":
-        assert hyper is not None
-        data["beta_mu"] = hyper.m0[:p_main]
-        data["beta_tau"] = hyper.tau[:p_main]
-        data["psi_mu"] = hyper.m0[p_main:].reshape(n_arms_c, p_con)
-        data["psi_tau"] = hyper.tau[p_main:].reshape(n_arms_c, p_con)
-        data["sigma2_ab"] = np.array([hyper.a0, hyper.b0])
-        data["WtW"] = W.T @ W
-        data["n_obs"] = np.asarray(float(len(target)))
-    else:
-        tau_m, const_m = column_scales(sd.X_main, 2.5)
-        rate = float(np.clip(np.mean(target), 0.01, 0.99))
-        data["beta_mu"] = np.where(const_m, np.log(rate / (1 - rate)), 0.0)
-        data["beta_tau"] = tau_m
-        data["psi_mu"] = np.zeros((n_arms_c, p_con))
-        data["psi_tau"] = np.tile(column_scales(sd.X_contrast, 2.5)[0], (n_arms_c, 1))
-        data["W"] = W
+    data = fam.prior_data(sd, W, hyper, target)
     if n_groups:
-        data["group_scale"] = np.asarray(target_scale if family == "gaussian" else 1.0)
+        data["group_scale"] = np.asarray(fam.group_scale(target_scale))
     # a user prior replaces the default one: its data would be unused, and a compiled model drops
     # unused data, so swapping it in later (nutpie's with_data) would fail
     unused = {"sigma": ("sigma2_ab",), "beta": ("beta_mu", "beta_tau"), "psi": ("psi_mu", "psi_tau")}
@@ -136,10 +110,9 @@ def build_outcome_model(
             for k in keys:
                 data.pop(k, None)
     overrides = tuple(sorted((k, repr(v)) for k, v in priors.overrides.items()))
-    key = ("outcome", family, W.shape[1], p_main, p_con, n_arms_c, n_groups, group_contrast, overrides)
-    if family != "gaussian":
-        key += (W.shape[0],)
-    om = OutcomeModel(family=family, key=key, data=data, W=W, build=lambda: None)  # type: ignore[arg-type,return-value]
+    key = ("outcome", fam.name, W.shape[1], p_main, p_con, n_arms_c, n_groups, group_contrast, overrides)
+    key += fam.key(W)
+    om = OutcomeModel(family=fam, key=key, data=data, W=W, build=lambda: None)  # type: ignore[arg-type,return-value]
     init = om.data_for(target)
 
     def build() -> pm.Model:
@@ -152,23 +125,16 @@ def build_outcome_model(
             coords["group"] = [str(i) for i in range(n_groups)]
         with pm.Model(coords=coords) as model:
             d = {name: pm.Data(name, value) for name, value in init.items()}
-            if family == "gaussian":
-                if priors.get("sigma") is None:
-                    sigma2 = pm.InverseGamma("sigma2", alpha=d["sigma2_ab"][0], beta=d["sigma2_ab"][1])
-                    sigma = pm.Deterministic("sigma", pt.sqrt(sigma2))
-                else:
-                    sigma = _prior_or(priors, "sigma", (), lambda: None)
-            else:
-                sigma = 1.0
+            sigma = fam.scale(d, priors)
 
             # default priors scale with sigma (NIG); their data exist only when they are used
-            beta = _prior_or(
+            beta = prior_or(
                 priors,
                 "beta",
                 ("main_term",),
                 lambda: pm.Normal("beta", mu=d["beta_mu"], sigma=sigma * d["beta_tau"], dims="main_term"),
             )
-            psi = _prior_or(
+            psi = prior_or(
                 priors,
                 "psi",
                 ("contrast_arm", "contrast_term"),
@@ -179,11 +145,11 @@ def build_outcome_model(
             phi = [beta, psi.reshape((-1,))]
             if n_groups:
                 gscale = d["group_scale"]
-                group_sd = _prior_or(priors, "group_sd", (), lambda: pm.HalfNormal("group_sd", sigma=gscale))
+                group_sd = prior_or(priors, "group_sd", (), lambda: pm.HalfNormal("group_sd", sigma=gscale))
                 z = pm.Normal("group_z", 0.0, 1.0, dims="group")
                 phi.append(pm.Deterministic("group_intercept", group_sd * z, dims="group"))
                 if group_contrast:
-                    gcsd = _prior_or(
+                    gcsd = prior_or(
                         priors,
                         "group_contrast_sd",
                         ("contrast_arm",),
@@ -193,11 +159,7 @@ def build_outcome_model(
                     v = pm.Deterministic("group_contrast", zc * gcsd, dims=("group", "contrast_arm"))
                     phi.append(v.reshape((-1,)))
             phi_vec = pt.concatenate(phi)
-            if family == "gaussian":
-                quad = d["yty"] - 2.0 * pt.dot(phi_vec, d["Wty"]) + pt.dot(phi_vec, pt.dot(d["WtW"], phi_vec))
-                pm.Potential("loglik", -d["n_obs"] * pt.log(sigma) - quad / (2.0 * sigma**2))
-            else:
-                pm.Bernoulli("y", logit_p=pt.dot(d["W"], phi_vec), observed=d["target"])
+            fam.likelihood(d, phi_vec, sigma)
         return model
 
     om.build = build

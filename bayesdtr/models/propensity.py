@@ -24,7 +24,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesdtr.data.design import StageDesign
-from bayesdtr.models.outcome import _prior_or
+from bayesdtr.models.families import prior_or
 from bayesdtr.models.priors import StagePriors, column_scales
 
 __all__ = ["build_propensity_model", "propensity_probabilities"]
@@ -70,7 +70,7 @@ def build_propensity_model(
             coords["group"] = [str(i) for i in range(n_groups)]
         with pm.Model(coords=coords) as model:
             d = {name: pm.Data(name, value) for name, value in data.items()}
-            gamma = _prior_or(
+            gamma = prior_or(
                 priors,
                 "propensity_coef",
                 ("contrast_arm", "propensity_term"),
@@ -80,7 +80,7 @@ def build_propensity_model(
             )
             eta = pt.dot(d["prop_Z"], gamma.T)  # (n, m-1)
             if n_groups:
-                s_ = _prior_or(priors, "propensity_group_sd", (), lambda: pm.HalfNormal("propensity_group_sd", sigma=1.0))
+                s_ = prior_or(priors, "propensity_group_sd", (), lambda: pm.HalfNormal("propensity_group_sd", sigma=1.0))
                 zeta = pm.Normal("propensity_group_z", 0.0, 1.0, dims=("group", "contrast_arm"))
                 w = pm.Deterministic("propensity_group", s_ * zeta, dims=("group", "contrast_arm"))
                 eta = eta + w[d["prop_group"]]

@@ -1,4 +1,4 @@
-"""MCMC fits of a stage's outcome model: NUTS at the last stage, multiple imputation before.
+"""The MCMC stage engine: NUTS at the last stage, multiple imputation before.
 
 Earlier stages are refitted on M pseudo-outcome vectors, each built from one draw of the later
 stage (the ancestor). The stage model is compiled once; each imputation swaps the data
@@ -9,38 +9,54 @@ per chain, are pooled along the draw axis: the pooled draws sample the cut poste
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bayesdtr.inference.draws import StageDraws
+from bayesdtr.data.design import DTRDesign
+from bayesdtr.inference.draws import StageDraws, flatten_draws
 from bayesdtr.inference.progress import Progress
 from bayesdtr.inference.sampling import cached_sampler, is_cached
 from bayesdtr.models.outcome import build_outcome_model
-from bayesdtr.models.priors import nig_hyper
+from bayesdtr.models.priors import StagePriors
 
 if TYPE_CHECKING:
-    from bayesdtr.inference.backward import Induction
+    from bayesdtr.inference.backward import FitSettings, Induction
 
-__all__ = ["fit_stage_mcmc", "flatten_draws"]
+__all__ = ["MCMCEngine", "fit_stage_mcmc", "n_blocks"]
 
 
-def flatten_draws(arr: np.ndarray) -> np.ndarray:
-    """(chains, draws, ...) -> (chains * draws, ...)."""
-    return arr.reshape((arr.shape[0] * arr.shape[1],) + arr.shape[2:])
+class MCMCEngine:
+    """NUTS (multiple imputation before the last stage): any family, groups, user priors."""
+
+    name = "mcmc"
+
+    def refusal(
+        self, design: DTRDesign, settings: FitSettings, priors: Mapping[str, StagePriors], k: int
+    ) -> str | None:
+        return None
+
+    def fit(self, induction: Induction, k: int) -> StageDraws:
+        return fit_stage_mcmc(induction, k)
+
+
+def n_blocks(draws: int, imputations: int) -> tuple[int, int]:
+    """Imputations M and draws per chain per imputation so that M * per >= draws."""
+    m = max(1, min(imputations, draws))
+    return m, math.ceil(draws / m)
 
 
 def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
     """Fit stage ``k`` of ``ind`` by NUTS (multiple imputation when k is not the last stage)."""
-    from bayesdtr.inference.backward import n_blocks
-
     design, st = ind.design, ind.settings
     sd = design.stages[k]
-    family = ind.family(k)
+    family = ind.outcome_family(k)
     last = k == ind.K - 1
     rng = ind.rngs[k]
     g_obs = ind.observed_return()[sd.units]
-    hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, g_obs) if family == "gaussian" else None
+    hyper = family.hyper(sd, g_obs)
     if last:
         targets = ind.target_for_fit(k, None)
         ancestors = None
@@ -74,7 +90,9 @@ def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
     tune = st.tune if last else st.tune_per_imputation
     if last:
         # one run: the sampler's own bar shows its draws
-        Progress.note(f"sampling {name}: {st.chains} chains x ({tune} tune + {per} draws)…", enabled=show)
+        Progress.note(
+            f"sampling {name}: {st.chains} chains x ({tune} tune + {per} draws)…", enabled=show
+        )
     bar = Progress(f"sampling {name}: imputations", m, enabled=show and not last).start()
     for j in range(m):
         res = sampler.run(
@@ -89,8 +107,14 @@ def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
         blocks.append(res)
         bar.update()
     bar.close()
-    post = {name: np.concatenate([b.draws[name] for b in blocks], axis=1)[:, : st.draws] for name in blocks[0].draws}
-    stats = {name: np.concatenate([b.stats[name] for b in blocks], axis=1)[:, : st.draws] for name in blocks[0].stats}
+    post = {
+        name: np.concatenate([b.draws[name] for b in blocks], axis=1)[:, : st.draws]
+        for name in blocks[0].draws
+    }
+    stats = {
+        name: np.concatenate([b.stats[name] for b in blocks], axis=1)[:, : st.draws]
+        for name in blocks[0].stats
+    }
     beta = flatten_draws(post["beta"])
     psi = flatten_draws(post["psi"])
     theta = sd.uncenter(np.concatenate([beta, psi.reshape(psi.shape[0], -1)], axis=1))
@@ -108,8 +132,10 @@ def fit_stage_mcmc(ind: Induction, k: int) -> StageDraws:
         chains=st.chains,
         draws=st.draws,
         engine="mcmc",
-        family=family,
-        group_intercept=flatten_draws(post["group_intercept"]) if "group_intercept" in post else None,
+        family=family.name,
+        group_intercept=flatten_draws(post["group_intercept"])
+        if "group_intercept" in post
+        else None,
         group_contrast=flatten_draws(post["group_contrast"]) if "group_contrast" in post else None,
         extras=extras,
         ancestor=anc,

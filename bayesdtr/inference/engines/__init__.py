@@ -1,0 +1,67 @@
+"""Stage engines as plug-ins, and the table that chooses one per stage.
+
+``ENGINES`` maps a name to an engine (:class:`~bayesdtr.inference.engines.base.StageEngine`):
+``"conjugate"`` (exact NIG), ``"robust"`` (weighted Bayesian bootstrap of dWOLS), ``"mcmc"``
+(NUTS, multiple imputation). :func:`stage_engines` applies the rules:
+
+- ``robust=True`` asks for ``"robust"`` at every stage (and only with ``engine="auto"``);
+- ``engine="conjugate"`` or ``"mcmc"`` asks for that engine at every stage;
+- ``engine="auto"`` takes, per stage, the first engine of ``AUTO`` that does not refuse it.
+
+A requested engine that refuses a stage raises its :class:`~bayesdtr.exceptions.FitError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from bayesdtr.data.design import DTRDesign
+from bayesdtr.exceptions import FitError
+from bayesdtr.inference.engines.base import StageEngine, closed_form_reasons
+from bayesdtr.inference.engines.closed_form import ConjugateEngine, RobustEngine
+from bayesdtr.inference.engines.mcmc import MCMCEngine
+from bayesdtr.models.priors import StagePriors
+
+if TYPE_CHECKING:
+    from bayesdtr.inference.backward import FitSettings
+
+__all__ = ["AUTO", "ENGINES", "StageEngine", "closed_form_reasons", "stage_engines"]
+
+#: Stage engines by name.
+ENGINES: dict[str, StageEngine] = {
+    e.name: e for e in (ConjugateEngine(), RobustEngine(), MCMCEngine())
+}
+
+#: ``engine="auto"``: the first of these that accepts a stage fits it.
+AUTO: tuple[str, ...] = ("conjugate", "mcmc")
+
+
+def stage_engines(
+    design: DTRDesign, settings: FitSettings, priors: Mapping[str, StagePriors]
+) -> list[str]:
+    """The engine of each stage ("conjugate", "mcmc" or "robust"), checking the request."""
+    requested = settings.engine
+    if settings.robust:
+        if settings.engine != "auto":
+            raise FitError(
+                f"robust=True fits every stage by a weighted Bayesian bootstrap of dWOLS; "
+                f"engine={settings.engine!r} cannot be combined with it. Leave engine='auto'."
+            )
+        requested = "robust"
+    out = []
+    for k in range(len(design.stages)):
+        if requested not in ENGINES:  # "auto"
+            out.append(
+                next(
+                    name
+                    for name in AUTO
+                    if ENGINES[name].refusal(design, settings, priors, k) is None
+                )
+            )
+            continue
+        why = ENGINES[requested].refusal(design, settings, priors, k)
+        if why is not None:
+            raise FitError(why)
+        out.append(requested)
+    return out
