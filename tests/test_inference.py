@@ -115,7 +115,28 @@ def test_summary_and_diagnostics(bmi_conjugate):
     assert "A2::psi[MR, month4BMI]" in s.index
     d = bmi_conjugate.diagnostics()
     assert list(d["engine"]) == ["conjugate", "conjugate"]
-    assert (d["max_r_hat"] < 1.01).all()
+
+
+def test_diagnostics_flag_chains_that_disagree(bmi_conjugate):
+    """R-hat comes from the stored chains: shift chain 2 of stage 2's draws by 3 posterior SDs
+    (chains that have not mixed) and the diagnostics must flag that stage, and only it.
+
+    (R-hat < 1.01 on independent exact draws holds whatever the diagnostics compute; this fails
+    if R-hat were computed on pooled draws, on one chain, or on the wrong stage.)"""
+    import dataclasses
+
+    parts = bmi_conjugate.parts()
+    fit = parts.fits[1]
+    theta = fit.theta.reshape(fit.chains, fit.draws, -1).copy()
+    theta[1] += 3 * theta.std(axis=(0, 1))
+    # labelled MCMC: the warning checks sampled stages only (closed-form draws cannot fail to mix)
+    broken = dataclasses.replace(fit, theta=theta.reshape(fit.n, -1), engine="mcmc")
+    post = bd.DTRPosterior.from_parts(dataclasses.replace(parts, fits=[parts.fits[0], broken], tree=None))
+    d = post.diagnostics().set_index("stage")["max_r_hat"]
+    assert d["A2"] > 1.2  # rank-normalized split R-hat of two chains 3 SDs apart: ~1.5
+    assert d["A1"] < 1.01
+    msg = post.diagnostics_message()
+    assert "stage 'A2' (outcome): R-hat up to" in msg and "'A1'" not in msg, msg
 
 
 def test_engine_request_errors(bmi_model):
