@@ -278,8 +278,22 @@ def test_bernoulli_final_outcome():
     strong = df.x2.abs().to_numpy() > 1.5
     truth = (df.x2.to_numpy() > 0).astype(int)
     assert np.mean(po.to_numpy().argmax(axis=1)[strong] == truth[strong]) > 0.95
-    v = post.value().values
-    assert 0 < v.min() and v.max() < 1
+    # the plug-in value of the optimal regime is the bootstrap-weighted mean over units of
+    # max_a Q_1 on the probability scale (by hand, from the Q draws and the weights) ...
+    S = post.n_samples
+    q1max = post.q_values(1).values.reshape(S, n, 2).max(axis=2)
+    w = np.concatenate([post._bb_weights(idx) for idx in post._bb_chunks()]).astype(float)
+    v = post.value(crossfit=0, method="q").values.ravel()
+    np.testing.assert_allclose(v, np.sum(w * q1max, axis=1) / np.sum(w, axis=1), rtol=1e-6)
+    # ... and lies near the exact truth: d* = (A1 = 1, A2 = 1{x2 > 0}), x2 ~ N(0, 1.25), so
+    # V* = E[expit(0.1 + 0.5 x2 + 1.5 max(x2, 0))] = 0.6128 (numerical integral). Averaged on the
+    # logit scale it would be 0.77; A1 = 1 with always A2 = 1 gives 0.51, always A2 = 0 0.52
+    # (3 posterior SDs ~ 0.075 at n = 800).
+    x = np.linspace(-12, 12, 240_001) * np.sqrt(1.25)
+    dens = np.exp(-(x**2) / 2.5) / np.sqrt(2 * np.pi * 1.25)
+    vstar = np.trapezoid(dens / (1 + np.exp(-(0.1 + 0.5 * x + 1.5 * np.maximum(x, 0)))), x)
+    assert abs(vstar - 0.6128) < 5e-4
+    assert abs(v.mean() - vstar) < 3 * v.std(), (v.mean(), v.std(), vstar)
     pred = post.predict_outcome("optimal")
     assert set(np.unique(pred.values)) <= {0.0, 1.0}
 
