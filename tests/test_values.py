@@ -29,6 +29,15 @@ def cont():
     return scn, df, regimes, truth
 
 
+#: Two-sided band for the coverage of 100 nominal-94% intervals (20 replicates x 5 regimes).
+#: Were they independent: a calibrated method falls below 0.85 with probability 0.0003 and covers
+#: all 100 with probability 0.94**100 = 0.002 (scipy.stats.binom); the replicate's shared covariate
+#: sample correlates its 5 intervals, which widens both tails somewhat. An over-wide method
+#: (coverage 0.999) covers all 100 with probability 0.90 and fails; one covering 0.80 fails with
+#: probability 0.87.
+COVERAGE_BAND = (0.85, 0.99)
+
+
 def _coverage_over_seeds(scn, stages, seeds, **model_kw) -> dict[str, float]:
     """Fraction of (regime, seed) 94% HDIs that contain the true value, per method.
 
@@ -56,7 +65,7 @@ def test_known_truth_two_stage_cont_q_and_aipw():
     """Correct outcome models (exp() main effects) and correct propensity models, n = 2,000."""
     scn = bd.scenario("two_stage_cont")
     cover = _coverage_over_seeds(scn, scn.stages, range(2000, 2020))
-    assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
+    assert all(COVERAGE_BAND[0] <= c <= COVERAGE_BAND[1] for c in cover.values()), cover
 
 
 @pytest.mark.integration
@@ -75,22 +84,46 @@ def test_known_truth_multisite_q_and_aipw():
         ),
     ]
     cover = _coverage_over_seeds(scn, stages, range(2000, 2020))
-    assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
+    assert all(COVERAGE_BAND[0] <= c <= COVERAGE_BAND[1] for c in cover.values()), cover
 
 
-def test_double_robustness(cont):
-    """Linear (wrong) main effects, correct propensities: q overstates the optimal value,
-    aipw still covers it."""
+def _z_scores(post, truth: dict[str, float], method: str) -> pd.Series:
+    """(posterior mean - truth) / posterior SD of the static regimes' values (closed-form truth)."""
+    static = {k: r for k, r in _static_regimes(bd.scenario("two_stage_cont")).items()}
+    tab = post.compare(static, method=method, crossfit=0)
+    return (tab["mean"] - pd.Series(truth)[tab.index]) / tab["sd"]
+
+
+def test_double_robustness_outcome_model_wrong(cont):
+    """Linear (wrong) main effects, correct propensities: q is off by 3-6 posterior SDs for the
+    static regimes and overstates the optimal value; aipw stays within 3 SDs of the exact truth
+    (measured |z| <= 1.4). Fails if aipw ignored its propensity terms (it would behave like q)."""
     scn, df, _, truth = cont
     stages = [
         bd.Stage("A1", main="X1", contrast="1 + X1", propensity="X1"),
         bd.Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", propensity="X2"),
     ]
     post = bd.DTRModel(df, stages, outcome="Y").fit(random_seed=3, progressbar=False)
+    assert _z_scores(post, truth, "q").abs().max() > 3  # the wrong outcome model matters
+    z = _z_scores(post, truth, "aipw")
+    assert (z.abs() < 3).all(), z
     q = post.value("optimal", method="q", crossfit=0).values.ravel()  # the plug-in, on all the data
-    aipw = post.compare({"optimal": "optimal"}, method="aipw").loc["optimal"]  # learned rule: sample-split
     assert np.percentile(q, 3) > truth["optimal"]  # biased upwards: the 94% interval lies above the truth
-    assert aipw["hdi94_lb"] <= truth["optimal"] <= aipw["hdi94_ub"]
+    # (the single-seed "aipw's HDI covers the optimal value" is gone: one interval says nothing
+    # about coverage; tests/test_calibration.py checks it over replicates)
+
+
+def test_double_robustness_propensity_wrong(cont):
+    """Correct outcome models, wrong propensities (declared 1/2, truly expit(X_k)): ipw is off by
+    2-17 posterior SDs, aipw stays within 3 SDs of the exact truth (measured |z| <= 0.8). Fails if
+    aipw leaned on the propensities (it would behave like ipw)."""
+    scn, df, _, truth = cont
+    half = bd.KnownPropensity({0: 0.5, 1: 0.5})
+    stages = [bd.Stage(s.treatment, main=s.main, contrast=s.contrast, propensity=half) for s in scn.stages]
+    post = bd.DTRModel(df, stages, outcome="Y").fit(random_seed=3, progressbar=False)
+    assert _z_scores(post, truth, "ipw").abs().max() > 3  # the wrong propensities matter
+    z = _z_scores(post, truth, "aipw")
+    assert (z.abs() < 3).all(), z
 
 
 def test_compare_table_and_differences(cont):
