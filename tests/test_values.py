@@ -120,7 +120,7 @@ def test_double_robustness_propensity_wrong(cont):
     scn, df, _, truth = cont
     half = bd.KnownPropensity({0: 0.5, 1: 0.5})
     stages = [bd.Stage(s.treatment, main=s.main, contrast=s.contrast, propensity=half) for s in scn.stages]
-    post = bd.DTRModel(df, stages, outcome="Y").fit(random_seed=3, progressbar=False)
+    post = bd.DTRModel(df, stages, outcome="Y").fit(draws=250, chains=2, random_seed=3, progressbar=False)
     assert _z_scores(post, truth, "ipw").abs().max() > 3  # the wrong propensities matter
     z = _z_scores(post, truth, "aipw")
     assert (z.abs() < 3).all(), z
