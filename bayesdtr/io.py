@@ -9,12 +9,14 @@ Layout (format 2)::
 
     /                       attrs: bayesdtr_version, format_version, random_seed (decimal text),
                             seeds (JSON), settings (JSON), data_hash
-    /data                   the input data: column_<i> (obs), attrs name and encoding
-    /design                 y (obs), group_code (obs); attrs outcome, family, group, id, treatments
+    /data                   the input data: column_<i> (obs), attrs column (the name) and encoding
+    /design                 y (obs), group_code (obs, with group=); attrs outcome, family, group,
+                            id, treatments
     /stage_k/design         units, a (unit), X_main (unit, main_term), X_contrast
                             (unit, contrast_term), X_prop (unit, propensity_term) or
                             known_propensity (arm), feasible (unit, arm), reward (obs);
-                            attrs treatment, formulas (text for reading only), priors (JSON)
+                            attrs treatment, position, *_formula (text for reading only),
+                            propensity_kind, reward_column, feasible_rule, note, priors (JSON)
     /stage_k/posterior      beta (chain, draw, main_term), psi (chain, draw, arm, contrast_term),
                             sigma, group effects, ancestor
     /stage_k/sample_stats   diverging, n_steps (MCMC stages)
@@ -292,22 +294,7 @@ def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
         or the writer failed (the temporary file is removed).
     """
     target = check_path(path, "to_netcdf")
-    folder = os.path.dirname(os.path.abspath(target))
-    if os.path.isdir(target):
-        raise FileFormatError(
-            f"{target!r} is a folder; give a file name inside it, e.g. {os.path.join(target, 'posterior.nc')!r}."
-        )
-    if not os.path.isdir(folder):
-        raise FileFormatError(
-            f"Cannot write {target!r}: the folder {folder!r} does not exist. Create it first (os.makedirs)."
-        )
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
-    try:  # created with the usual permissions (umask applies), unlike mkstemp's 0600
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except OSError as err:
-        raise FileFormatError(
-            f"Cannot write {target!r}: {err.strerror or err} (check the folder's permissions)."
-        ) from None
+    folder, tmp = _temporary_file(target)
     try:
         tree.to_netcdf(tmp, engine="h5netcdf")
         fd = os.open(tmp, os.O_RDONLY)
@@ -328,7 +315,33 @@ def write_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
                 f"Cannot write {target!r}: {type(err).__name__}: {str(err)[:200]}"
             ) from err
         raise
-    try:  # make the rename itself durable
+    _fsync_folder(folder)
+
+
+def _temporary_file(target: str) -> tuple[str, str]:
+    """Check ``target``'s folder and create an empty temporary file next to it: (folder, tmp)."""
+    folder = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        raise FileFormatError(
+            f"{target!r} is a folder; give a file name inside it, e.g. {os.path.join(target, 'posterior.nc')!r}."
+        )
+    if not os.path.isdir(folder):
+        raise FileFormatError(
+            f"Cannot write {target!r}: the folder {folder!r} does not exist. Create it first (os.makedirs)."
+        )
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
+    try:  # created with the usual permissions (umask applies), unlike mkstemp's 0600
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as err:
+        raise FileFormatError(
+            f"Cannot write {target!r}: {err.strerror or err} (check the folder's permissions)."
+        ) from None
+    return folder, tmp
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
         dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -503,7 +516,7 @@ def _stage_draws(
     if "posterior" not in tree[node].children:
         raise file_error(source, f"the file has no {where} group")
     ds = node_dataset(tree, f"{node}/posterior", source)
-    S, m, G = C * D, sd.n_arms, len(design.group_levels)
+    S, m = C * D, sd.n_arms
     last = k == len(design.stages) - 1
     engine, family = attr_text(ds.attrs, "engine"), attr_text(ds.attrs, "family")
     if engine not in _ENGINES:
@@ -519,6 +532,34 @@ def _stage_draws(
         sigma = _draws(ds, "sigma", (C, D), source, where).reshape(S)
         if np.any(sigma <= 0):
             raise file_error(source, f"{where} sigma must be positive")
+    gi, gc, extras = _group_draws(ds, design, m, C, D, source, where)
+    ancestor = None
+    if not last:
+        ancestor = (
+            _draws(ds, "ancestor", (C, D), source, where, kinds="iu").reshape(S).astype(np.int64)
+        )
+        if np.any((ancestor < 0) | (ancestor >= S)):
+            raise file_error(source, f"{where} ancestor indices must lie in 0..{S - 1}")
+    return StageDraws(
+        theta=np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1),
+        sigma=sigma,
+        chains=C,
+        draws=D,
+        engine=str(engine),
+        family=str(family),
+        group_intercept=gi,
+        group_contrast=gc,
+        extras=extras,
+        ancestor=ancestor,
+        stats=_sample_stats(tree, node, C, D, source),
+    )
+
+
+def _group_draws(
+    ds: xr.Dataset, design: DTRDesign, m: int, C: int, D: int, source: str, where: str
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray]]:
+    """A stage's group effects (intercepts, contrasts) and their scales, if it has any."""
+    S, G = C * D, len(design.group_levels)
     gi = gc = None
     extras = {}
     if "group_intercept" in ds:
@@ -531,35 +572,22 @@ def _stage_draws(
         ).reshape(S, m - 1)
     if (gi is not None or gc is not None) and design.group is None:
         raise file_error(source, f"{where} has group effects but the design has no group column")
-    ancestor = None
-    if not last:
-        ancestor = (
-            _draws(ds, "ancestor", (C, D), source, where, kinds="iu").reshape(S).astype(np.int64)
+    return gi, gc, extras
+
+
+def _sample_stats(
+    tree: xr.DataTree, node: str, C: int, D: int, source: str
+) -> dict[str, np.ndarray]:
+    """The sampler statistics of a stage (MCMC stages), flat over draws; empty if none."""
+    if "sample_stats" not in tree[node].children:
+        return {}
+    st = node_dataset(tree, f"{node}/sample_stats", source)
+    return {
+        str(n_): _draws(st, str(n_), (C, D), source, f"/{node}/sample_stats", kinds="biuf").reshape(
+            C * D
         )
-        if np.any((ancestor < 0) | (ancestor >= S)):
-            raise file_error(source, f"{where} ancestor indices must lie in 0..{S - 1}")
-    stats = {}
-    if "sample_stats" in tree[node].children:
-        st = node_dataset(tree, f"{node}/sample_stats", source)
-        stats = {
-            str(n_): _draws(
-                st, str(n_), (C, D), source, f"/{node}/sample_stats", kinds="biuf"
-            ).reshape(S)
-            for n_ in st.data_vars
-        }
-    return StageDraws(
-        theta=np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1),
-        sigma=sigma,
-        chains=C,
-        draws=D,
-        engine=str(engine),
-        family=str(family),
-        group_intercept=gi,
-        group_contrast=gc,
-        extras=extras,
-        ancestor=ancestor,
-        stats=stats,
-    )
+        for n_ in st.data_vars
+    }
 
 
 def _propensity_draws(
@@ -661,7 +689,29 @@ def read_netcdf(
         ``stages`` that do not match the fitted treatments or design.
     """
     tree, source = _open(path)
-    attrs = tree.attrs
+    _check_format_version(tree.attrs, source)
+    settings = _settings_from(tree.attrs, source)
+    design = design_from_tree(tree, source)
+    random_seed, seeds = _seeds_from(tree.attrs, design, source)
+    fits, props, priors = _stages_from(tree, design, settings, source)
+    if stages is not None:
+        design = rebuild_design(design, stages, source)
+    return PosteriorParts(
+        design=design,
+        priors=priors,
+        settings=settings,
+        fits=fits,
+        propensities=props,
+        random_seed=random_seed,
+        seed=seeds["posterior"],
+        induction_seed=seeds["induction"],
+        tree=tree,
+        source=source,
+    )
+
+
+def _check_format_version(attrs: dict, source: str) -> None:
+    """Refuse a file without an integer ``format_version``, or of another format."""
     version = attrs.get("format_version")
     if isinstance(version, np.ndarray) and version.shape == (1,):
         version = version[0]
@@ -681,8 +731,12 @@ def read_netcdf(
             f"had to evaluate (unsafe); this bayesdtr reads format {FORMAT_VERSION}. Refit and save "
             "again with this version."
         )
-    settings = _settings_from(attrs, source)
-    design = design_from_tree(tree, source)
+
+
+def _seeds_from(
+    attrs: dict, design: DTRDesign, source: str
+) -> tuple[int, dict[str, np.random.SeedSequence]]:
+    """The root attributes after the design: the data hash, ``random_seed`` and ``seeds``."""
     stored_hash = attr_text(attrs, "data_hash")
     if stored_hash != design.data_hash:
         raise file_error(source, "the data in /data do not match the file's data_hash")
@@ -695,6 +749,16 @@ def read_netcdf(
     seeds = parse_json(attrs.get("seeds"), source, "seeds")
     if not isinstance(seeds, dict) or set(seeds) != {"posterior", "induction"}:
         raise file_error(source, "seeds must hold 'posterior' and 'induction'")
+    return int(seed_text), {
+        "posterior": _seed_from(seeds["posterior"], source, "posterior"),
+        "induction": _seed_from(seeds["induction"], source, "induction"),
+    }
+
+
+def _stages_from(
+    tree: xr.DataTree, design: DTRDesign, settings: FitSettings, source: str
+) -> tuple[list[StageDraws], list[PropensityDraws | None], dict[str, StagePriors]]:
+    """Every stage's outcome draws, propensity draws and priors, checked against the design."""
     C, D = settings.chains, settings.draws
     fits, props, priors = [], [], {}
     for k, sd in enumerate(design.stages):
@@ -705,17 +769,4 @@ def read_netcdf(
         )
     if fits[-1].ancestor is not None:
         raise file_error(source, "the last stage has ancestors")
-    if stages is not None:
-        design = rebuild_design(design, stages, source)
-    return PosteriorParts(
-        design=design,
-        priors=priors,
-        settings=settings,
-        fits=fits,
-        propensities=props,
-        random_seed=int(seed_text),
-        seed=_seed_from(seeds["posterior"], source, "posterior"),
-        induction_seed=_seed_from(seeds["induction"], source, "induction"),
-        tree=tree,
-        source=source,
-    )
+    return fits, props, priors

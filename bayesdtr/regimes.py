@@ -204,10 +204,6 @@ class Regime:
         """The arms of a static regime, else None."""
         return getattr(self, "_static_arms", None)
 
-    def stages(self) -> list[str]:
-        """Treatment columns this regime gives a rule for (empty for the optimal regime)."""
-        return [] if self._rules is None else list(self._rules)
-
     def covers(self, treatments: Sequence[str]) -> bool:
         """Whether every treatment in ``treatments`` has a rule."""
         return self._rules is None or all(t in self._rules for t in treatments)

@@ -1,6 +1,5 @@
 """Shared fixtures and options of the test suite.
 
-- ``--run-slow`` runs tests marked ``slow`` (calibration studies at full size).
 - Tests marked ``integration`` run tiny real MCMC fits (seconds each).
 - Matplotlib uses the Agg backend.
 """
@@ -14,19 +13,6 @@ import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("PYTENSOR_FLAGS", "")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", default=False, help="run slow calibration tests")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ under ``if TYPE_CHECKING:`` are left out: they never run.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,93 @@ def test_the_graph_sees_every_kind_of_import(source, edges):
 
 def test_a_circle_is_found():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset({"a", "b", "c"})]
+
+
+# --------------------------------------------------------------------------- the module map
+#: ARCHITECTURE.md, whose "Module map" table must name every module of the package.
+ARCHITECTURE = PACKAGE.parent / "ARCHITECTURE.md"
+
+
+def table_paths(text: str) -> set[str]:
+    """Paths named in the first column of the "## Module map" table, relative to ``bayesdtr/``.
+
+    Every backticked name in the first cell counts (``cli.py``, ``__main__.py``); a leading
+    ``bayesdtr/`` is dropped; a name ending in ``/`` is a package folder that covers its modules;
+    a name with ``*`` is a glob (package data).
+    """
+    section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    out: set[str] = set()
+    for line in section.splitlines():
+        cells = line.split("|")
+        if not line.startswith("|") or len(cells) < 3 or set(cells[1].strip()) <= {"-", " "}:
+            continue
+        for name in re.findall(r"`([^`]+)`", cells[1]):
+            out.add(name.removeprefix("bayesdtr/"))
+    return out
+
+
+def modules_without_row(package: Path, paths: set[str]) -> list[str]:
+    """Modules of ``package`` that no table path covers (exactly, or through a folder row).
+
+    Left out: the ``__init__.py`` of subpackages (the folder is the unit; the table describes the
+    package's public names through its top-level ``__init__.py`` only). Private ``_x.py`` modules
+    are NOT left out: each needs a row, or a folder row (``simulate/``) that covers it.
+    """
+    folders = tuple(p for p in paths if p.endswith("/"))
+    missing = []
+    for f in sorted(package.rglob("*.py")):
+        rel = f.relative_to(package).as_posix()
+        if rel.endswith("/__init__.py"):
+            continue
+        if rel not in paths and not rel.startswith(folders):
+            missing.append(rel)
+    return missing
+
+
+def rows_without_path(package: Path, paths: set[str]) -> list[str]:
+    """Table paths that name nothing in ``package`` (a file, a folder, or a glob with matches)."""
+    gone = []
+    for p in sorted(paths):
+        exists = any(package.glob(p)) if "*" in p else (package / p).exists()
+        if not exists or (p.endswith("/") != (package / p).is_dir() and "*" not in p):
+            gone.append(p)
+    return gone
+
+
+def test_every_module_has_a_row_in_architecture_md():
+    paths = table_paths(ARCHITECTURE.read_text())
+    missing = modules_without_row(PACKAGE, paths)
+    assert not missing, (
+        f"modules with no row in ARCHITECTURE.md's module map: {missing}; add a row "
+        "(`path/module.py` | concept), or a folder row (`inference/engines/`) that covers them"
+    )
+
+
+def test_every_row_of_architecture_md_exists():
+    gone = rows_without_path(PACKAGE, table_paths(ARCHITECTURE.read_text()))
+    assert not gone, f"ARCHITECTURE.md's module map names paths that do not exist: {gone}"
+
+
+def test_the_module_map_check_can_fail(tmp_path):
+    """A module added without a row, and a row whose module went, are both caught."""
+    pkg = tmp_path / "bayesdtr"
+    for rel in (
+        "__init__.py",
+        "io.py",
+        "inference/__init__.py",
+        "inference/engines/__init__.py",
+        "inference/engines/nig.py",
+        "models/families.py",
+        "simulate/_base.py",
+    ):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("")
+    text = (
+        "## Module map\n\n| module | concept |\n|---|---|\n| `bayesdtr/__init__.py` | names |\n"
+        "| `io.py`, `comparison.py` | files |\n| `inference/engines/` | engines |\n"
+        "| `simulate/` | scenarios |\n\n## Next\n| `models/families.py` | not in the map |\n"
+    )
+    paths = table_paths(text)
+    assert paths == {"__init__.py", "io.py", "comparison.py", "inference/engines/", "simulate/"}
+    assert modules_without_row(pkg, paths) == ["models/families.py"]
+    assert rows_without_path(pkg, paths) == ["comparison.py"]

@@ -29,6 +29,15 @@ def cont():
     return scn, df, regimes, truth
 
 
+#: Two-sided band for the coverage of 100 nominal-94% intervals (20 replicates x 5 regimes).
+#: Were they independent: a calibrated method falls below 0.85 with probability 0.0003 and covers
+#: all 100 with probability 0.94**100 = 0.002 (scipy.stats.binom); the replicate's shared covariate
+#: sample correlates its 5 intervals, which widens both tails somewhat. An over-wide method
+#: (coverage 0.999) covers all 100 with probability 0.90 and fails; one covering 0.80 fails with
+#: probability 0.87.
+COVERAGE_BAND = (0.85, 0.99)
+
+
 def _coverage_over_seeds(scn, stages, seeds, **model_kw) -> dict[str, float]:
     """Fraction of (regime, seed) 94% HDIs that contain the true value, per method.
 
@@ -56,7 +65,7 @@ def test_known_truth_two_stage_cont_q_and_aipw():
     """Correct outcome models (exp() main effects) and correct propensity models, n = 2,000."""
     scn = bd.scenario("two_stage_cont")
     cover = _coverage_over_seeds(scn, scn.stages, range(2000, 2020))
-    assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
+    assert all(COVERAGE_BAND[0] <= c <= COVERAGE_BAND[1] for c in cover.values()), cover
 
 
 @pytest.mark.integration
@@ -75,22 +84,46 @@ def test_known_truth_multisite_q_and_aipw():
         ),
     ]
     cover = _coverage_over_seeds(scn, stages, range(2000, 2020))
-    assert cover["q"] >= 0.85 and cover["aipw"] >= 0.85, cover
+    assert all(COVERAGE_BAND[0] <= c <= COVERAGE_BAND[1] for c in cover.values()), cover
 
 
-def test_double_robustness(cont):
-    """Linear (wrong) main effects, correct propensities: q overstates the optimal value,
-    aipw still covers it."""
+def _z_scores(post, truth: dict[str, float], method: str) -> pd.Series:
+    """(posterior mean - truth) / posterior SD of the static regimes' values (closed-form truth)."""
+    static = {k: r for k, r in _static_regimes(bd.scenario("two_stage_cont")).items()}
+    tab = post.compare(static, method=method, crossfit=0)
+    return (tab["mean"] - pd.Series(truth)[tab.index]) / tab["sd"]
+
+
+def test_double_robustness_outcome_model_wrong(cont):
+    """Linear (wrong) main effects, correct propensities: q is off by 3-6 posterior SDs for the
+    static regimes and overstates the optimal value; aipw stays within 3 SDs of the exact truth
+    (measured |z| <= 1.4). Fails if aipw ignored its propensity terms (it would behave like q)."""
     scn, df, _, truth = cont
     stages = [
         bd.Stage("A1", main="X1", contrast="1 + X1", propensity="X1"),
         bd.Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", propensity="X2"),
     ]
     post = bd.DTRModel(df, stages, outcome="Y").fit(random_seed=3, progressbar=False)
+    assert _z_scores(post, truth, "q").abs().max() > 3  # the wrong outcome model matters
+    z = _z_scores(post, truth, "aipw")
+    assert (z.abs() < 3).all(), z
     q = post.value("optimal", method="q", crossfit=0).values.ravel()  # the plug-in, on all the data
-    aipw = post.compare({"optimal": "optimal"}, method="aipw").loc["optimal"]  # learned rule: sample-split
     assert np.percentile(q, 3) > truth["optimal"]  # biased upwards: the 94% interval lies above the truth
-    assert aipw["hdi94_lb"] <= truth["optimal"] <= aipw["hdi94_ub"]
+    # (the single-seed "aipw's HDI covers the optimal value" is gone: one interval says nothing
+    # about coverage; tests/test_calibration.py checks it over replicates)
+
+
+def test_double_robustness_propensity_wrong(cont):
+    """Correct outcome models, wrong propensities (declared 1/2, truly expit(X_k)): ipw is off by
+    2-17 posterior SDs, aipw stays within 3 SDs of the exact truth (measured |z| <= 0.8). Fails if
+    aipw leaned on the propensities (it would behave like ipw)."""
+    scn, df, _, truth = cont
+    half = bd.KnownPropensity({0: 0.5, 1: 0.5})
+    stages = [bd.Stage(s.treatment, main=s.main, contrast=s.contrast, propensity=half) for s in scn.stages]
+    post = bd.DTRModel(df, stages, outcome="Y").fit(draws=250, chains=2, random_seed=3, progressbar=False)
+    assert _z_scores(post, truth, "ipw").abs().max() > 3  # the wrong propensities matter
+    z = _z_scores(post, truth, "aipw")
+    assert (z.abs() < 3).all(), z
 
 
 def test_compare_table_and_differences(cont):
@@ -99,9 +132,19 @@ def test_compare_table_and_differences(cont):
     post = bd.DTRModel(df, stages, outcome="Y").fit(random_seed=4, progressbar=False)
     tab = post.compare(regimes)
     assert list(tab.index) == list(regimes)
-    assert tab["p_best"].sum() == pytest.approx(1.0)
-    assert (tab["expected_regret"] >= 0).all()
     assert np.isnan(tab["p_better_than_first"].iloc[0])
+    # P(best) and expected regret by hand from the value draws (a sum of 1 and a regret >= 0
+    # hold for any table; these fail if a column is computed on other draws or misassigned)
+    v = {k: post.value(r).values.ravel() for k, r in regimes.items()}
+    best = np.max(list(v.values()), axis=0)
+    for k in regimes:
+        assert tab.loc[k, "p_best"] == pytest.approx(np.mean(v[k] == best), abs=1e-12)
+        assert tab.loc[k, "expected_regret"] == pytest.approx(np.mean(best - v[k]), rel=1e-12)
+    assert tab.loc["static(1,0)", "p_best"] < 1 and tab["expected_regret"].max() > 0.1
+    # a regime listed twice ties with itself in every draw: each copy gets half its P(best)
+    twice = post.compare({"a": regimes["static(1,1)"], "b": regimes["static(1,1)"], "c": regimes["static(0,0)"]})
+    wins = np.mean(v["static(1,1)"] >= v["static(0,0)"])
+    assert twice.loc["a", "p_best"] == twice.loc["b", "p_best"] == pytest.approx(wins / 2)
     diff = post.differences(regimes)
     assert diff.dims == ("regime", "regime_other", "chain", "draw")
     v = {k: post.value(r).values for k, r in regimes.items()}
@@ -127,12 +170,25 @@ def test_true_value_of_estimated_rule():
     scn = bd.scenario("two_stage_cont")
     df = scn.sample(3000, seed=7)
     post = bd.DTRModel(df, scn.stages, outcome="Y").fit(random_seed=7, progressbar=False)
+    opt = scn.true_value("optimal")
+    # True regret (opt - V) of rules that are optimal at stage 1 and wrong at stage 2: always
+    # A2 = 1 loses E[(1 + X2)^-] = 0.083, the threshold X2 > -0.5 instead of -1 loses 0.041 (the
+    # old bound, opt - 0.1 < V, let both pass). The exact rule scores 0.0013 (Monte Carlo error
+    # of true_value); estimated rules at n = 3,000 score 0.001-0.004 (seeds 7-9), so 0.015 passes
+    # a good rule and fails each of these.
+    stage1 = lambda d: (1 + d.X1 > 0).astype(int)  # noqa: E731
+    wrong_at_stage_2 = {
+        "always A2 = 1": bd.Regime.dynamic({"A1": stage1, "A2": lambda d: np.ones(len(d), int)}),
+        "A2 threshold -0.5": bd.Regime.dynamic({"A1": stage1, "A2": lambda d: (d.X2 > -0.5).astype(int)}),
+    }
+    for name, wrong in wrong_at_stage_2.items():
+        assert opt - scn.true_value(wrong) > 0.03, name
     for kind, kw in (("map", {"max_draws": 50}), ("mean", {})):
         rule = post.rule(kind, **kw)
         assert isinstance(rule, bd.Regime)
         v = scn.true_value(rule)
         # a good estimated rule is close to, and cannot beat, the true optimum
-        assert scn.true_value("optimal") - 0.1 < v <= scn.true_value("optimal") + 1e-3
+        assert opt - 0.015 < v <= opt + 1e-3, (kind, opt - v)
 
 
 def test_predict_outcome_single_stage_matches_posterior():
@@ -253,3 +309,49 @@ def test_saved_feasible_sets_are_not_matched_by_index_label(tmp_path):
         back.prob_optimal(2, data=changed)
     again = bd.load(str(tmp_path / "p.nc"), stages=stages)
     pd.testing.assert_frame_equal(again.prob_optimal(2, data=df.iloc[:5]), post.prob_optimal(2, data=df.iloc[:5]))
+
+
+def test_aipw_by_hand_from_the_q_draws():
+    """AIPW per draw, computed with numpy from the posterior's Q draws, known propensities and the
+    Bayesian-bootstrap weights (the module docstring of bayesdtr/values.py):
+    V = sum_i w_i [C2 Y / pi1 pi2 + (1 - C1 / pi1) mu1 + (C1 / pi1 - C2 / pi1 pi2) mu2] / sum_i w_i,
+    with mu_k = Q_k(H_k, d_k). Catches a wrong augmentation sign, a missing stage term, propensities
+    of the wrong arm, weights not aligned with the draws, or d taken from another draw."""
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"x1": rng.normal(size=n), "A1": rng.integers(0, 2, n)})
+    df["x2"] = 0.5 * df.x1 + rng.normal(size=n)
+    df["A2"] = (rng.random(n) < 0.7).astype(int)
+    df["y"] = df.x1 + df.A1 * (0.5 - df.x1) + df.A2 * (0.3 + df.x2) + rng.normal(size=n)
+    pi1, pi2 = {0: 0.5, 1: 0.5}, {0: 0.3, 1: 0.7}
+    stages = [
+        bd.Stage("A1", main="x1", contrast="1 + x1", propensity=bd.KnownPropensity(pi1)),
+        bd.Stage("A2", main="x1 + x2 + A1", contrast="1 + x2", propensity=bd.KnownPropensity(pi2)),
+    ]
+    post = bd.DTRModel(df, stages, outcome="y").fit(draws=50, chains=2, random_seed=5, progressbar=False)
+    assert post.fits[0].ancestor is not None and np.array_equal(post.fits[0].ancestor, np.arange(100))
+    S = post.n_samples
+    q1 = post.q_values(1).values.reshape(S, n, 2)
+    q2 = post.q_values(2).values.reshape(S, n, 2)
+    a1, a2, y = df.A1.to_numpy(), df.A2.to_numpy(), df.y.to_numpy()
+    p1 = np.where(a1 == 1, pi1[1], pi1[0])
+    p2 = np.where(a2 == 1, pi2[1], pi2[0])
+    w = np.concatenate([post._bb_weights(idx) for idx in post._bb_chunks()]).astype(float)
+    d2 = q2.argmax(axis=2)
+    mu2 = np.take_along_axis(q2, d2[..., None], axis=2)[..., 0]
+    # the optimal regime: d_k is each draw's argmax, so mu_k = max_a Q_k (a regime that departs
+    # from it has its own stage-1 Q-functions, from its own backward induction)
+    d1 = q1.argmax(axis=2)
+    mu1 = q1.max(axis=2)
+    c1 = (d1 == a1) / p1
+    c2 = c1 * (d2 == a2) / p2
+    terms = c2 * y + (1 - c1) * mu1 + (c1 - c2) * mu2
+    by_hand = np.sum(w * terms, axis=1) / np.sum(w, axis=1)
+    got = post.value("optimal", method="aipw", crossfit=0).values.ravel()
+    # the weights are float32 (and summed in float32): agreement to ~1e-7 relative
+    np.testing.assert_allclose(got, by_hand, rtol=1e-6)
+    # each part matters: without the augmentation (IPW), or with the stage-1 and stage-2
+    # terms swapped, the hand computation is far from the value
+    no_aug = np.sum(w * c2 * y, axis=1) / np.sum(w, axis=1)
+    swapped = np.sum(w * (c2 * y + (1 - c1) * mu2 + (c1 - c2) * mu1), axis=1) / np.sum(w, axis=1)
+    assert np.max(np.abs(got - no_aug)) > 0.05 and np.max(np.abs(got - swapped)) > 0.05

@@ -84,7 +84,6 @@ class PropensityDraws:
     known: np.ndarray | None = None  # (m,)
     gamma: np.ndarray | None = None  # (S, m-1, q)
     group_effect: np.ndarray | None = None  # (S, G, m-1)
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     chains: int = 0
     draws: int = 0

@@ -44,9 +44,7 @@ class NUTSSampler:
 
     model: pm.Model
     sampler: Sampler = "nutpie"
-    var_names: list[str] | None = None
     compile_seconds: float = 0.0
-    n_runs: int = 0
     _compiled: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +76,6 @@ class NUTSSampler:
         progressbar: bool = False,
     ) -> NUTSResult:
         """Sample the model with its data containers set to ``data``."""
-        self.n_runs += 1
         t0 = time.perf_counter()
         if self.sampler == "nutpie":
             import nutpie
@@ -110,8 +107,7 @@ class NUTSSampler:
                 )
         seconds = time.perf_counter() - t0
         post = tree["posterior"]
-        names = self.var_names or list(post.data_vars)
-        out = {n: np.asarray(post[n].values) for n in names if n in post.data_vars}
+        out = {n: np.asarray(post[n].values) for n in post.data_vars}
         stats_ds = tree["sample_stats"]
         stats = {}
         for name in ("diverging", "n_steps", "tree_depth", "depth"):
