@@ -118,7 +118,7 @@ def cli(ctx: click.Context) -> int | None:
 
 
 @cli.command("demo", help="fit the bmiData two-stage analysis and print the results")
-@click.option("--engine", type=click.Choice(["auto", "conjugate", "mcmc"]), default="auto", show_default=True)
+@click.option("--engine", type=click.Choice(["auto", "conjugate", "gibbs", "mcmc"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option(
     "--report", "report", type=click.Path(dir_okay=False), default="bmi_demo_report.html", show_default=True,

@@ -9,7 +9,10 @@ HDI_PROB = 0.94
 PROPAGATIONS = ("mean", "predictive", "augmented", "modal")
 
 #: Inference engines.
-ENGINES = ("auto", "conjugate", "mcmc")
+ENGINES = ("auto", "conjugate", "gibbs", "mcmc")
+
+#: Engines whose draws come from a Markov chain (convergence diagnostics apply).
+SAMPLED_ENGINES = ("gibbs", "mcmc")
 
 #: Samplers for NUTS.
 SAMPLERS = ("nutpie", "pymc", "numpyro")

@@ -14,7 +14,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from bayesdtr.constants import HDI_PROB
+from bayesdtr.constants import HDI_PROB, SAMPLED_ENGINES
 
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
@@ -106,13 +106,13 @@ def diagnostics_table(post: DTRPosterior) -> pd.DataFrame:
 
 def diagnostics_message(post: DTRPosterior) -> str:
     """A warning text listing problems, or "" when none."""
-    sampled = any(f.engine == "mcmc" for f in post.fits) or any(p is not None and p.gamma is not None for p in post.propensities)
+    sampled = any(f.engine in SAMPLED_ENGINES for f in post.fits) or any(p is not None and p.gamma is not None for p in post.propensities)
     if not sampled:
         return ""  # closed-form draws only: independent and exact, nothing to check
     tab = diagnostics_table(post)
     problems = []
     for _, r in tab.iterrows():
-        if r["engine"] != "mcmc":
+        if r["engine"] not in SAMPLED_ENGINES:
             continue  # closed-form draws are independent and exact: nothing to converge
         label = f"stage {r['stage']!r} ({r['model']})"
         if r["divergences"] > 0:

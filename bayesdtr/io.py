@@ -66,7 +66,7 @@ __all__ = [
 #: Version of the file layout; files of a newer format are refused.
 FORMAT_VERSION = 2
 _DIGITS = re.compile(r"[0-9]{1,200}")
-_ENGINES = ("conjugate", "mcmc", "robust")
+_ENGINES = ("conjugate", "gibbs", "mcmc", "robust")
 
 
 @dataclass

@@ -176,7 +176,7 @@ class DTRModel:
         chains: int = 4,
         random_seed: int | None = None,
         propagation: Literal["modal", "mean", "predictive", "augmented"] = "modal",
-        engine: Literal["auto", "conjugate", "mcmc"] = "auto",
+        engine: Literal["auto", "conjugate", "gibbs", "mcmc"] = "auto",
         sampler: Literal["nutpie", "pymc", "numpyro"] = "nutpie",
         imputations: int = 200,
         imputation_tune: int | None = None,
@@ -204,9 +204,14 @@ class DTRModel:
             0.94 ("modal") vs 0.91 ("mean", standard Q-learning); example C 0.95 vs 0.92;
             example 1 (no effects) 0.98 vs 0.99 ("predictive": 1.00, over-wide); example 6
             (regular) 0.95 vs 0.95. "mean" is what OLS Q-learning does.
-        engine : {"auto", "conjugate", "mcmc"}
+        engine : {"auto", "conjugate", "gibbs", "mcmc"}
             "conjugate" is exact for linear Gaussian stages without groups and default priors;
-            "auto" uses it wherever it is exact and MCMC elsewhere.
+            "gibbs" is a blocked Gibbs sampler (NumPy, all imputations at once, nothing to
+            compile) for Gaussian stages with default priors and group random intercepts and
+            contrasts; "mcmc" is NUTS. "auto" takes the first that applies, in that order: NUTS
+            is left for Bernoulli stages and user priors. Against NUTS on ``multisite_smart``
+            (n = 400) the Gibbs posterior means were within 0.044 posterior SD and the SDs
+            within 2.8% (``tests/test_gibbs.py``).
         sampler : {"nutpie", "pymc", "numpyro"}
             NUTS implementation for MCMC stages and propensity models.
         imputations : int, default 200

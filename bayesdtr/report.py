@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesdtr.constants import HDI_PROB
+from bayesdtr.constants import HDI_PROB, SAMPLED_ENGINES
 from bayesdtr.exceptions import RegimeError, SpecificationError
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def default_regimes(post: DTRPosterior) -> dict[str, Regime | str]:
 
     The optimal regime, plus every static regime (all combinations of each stage's arms, at
     most :data:`MAX_STATIC`) when every stage is closed-form: a static regime's value refits the
-    earlier stages, which is instant for closed-form stages but costs a multiple-imputation NUTS
+    earlier stages, which is instant for closed-form and Gibbs stages but costs a multiple-imputation NUTS
     refit per stage otherwise. Static regimes that some unit cannot follow (feasible sets) are
     left out.
     """
@@ -190,7 +190,7 @@ def _section_diagnostics(post: DTRPosterior) -> str:
     from bayesdtr.plotting import plot_diagnostics
 
     tab = post.diagnostics()
-    mcmc = tab["engine"] == "mcmc"
+    mcmc = tab["engine"].isin(SAMPLED_ENGINES)
     bad = pd.DataFrame(False, index=tab.index, columns=tab.columns)
     bad["divergences"] = mcmc & (tab["divergences"] > 0)
     bad["max_r_hat"] = mcmc & (tab["max_r_hat"] > RHAT_MAX)
@@ -206,7 +206,7 @@ def _section_diagnostics(post: DTRPosterior) -> str:
     out = head + _table_html(tab, index=False, bad=bad.reset_index(drop=True))
     out += f'<p class="muted">Red: divergences, R-hat above {RHAT_MAX} or ESS below {ESS_MIN} (MCMC fits only).</p>'
     for sd, fit in zip(post.design.stages, post.fits, strict=True):
-        if fit.engine == "mcmc":
+        if fit.engine in SAMPLED_ENGINES:
             fig = plot_diagnostics(post, stage=sd.treatment, kind="rank")
             out += f"<h3>Stage {sd.position} ({_esc(sd.treatment)}): rank plots</h3>" + _figure_html(fig, f"rank plots of stage {sd.treatment}")
     return out

@@ -1,8 +1,9 @@
 """Stage engines as plug-ins, and the table that chooses one per stage.
 
 ``ENGINES`` maps a name to an engine (:class:`~bayesdtr.inference.engines.base.StageEngine`):
-``"conjugate"`` (exact NIG), ``"robust"`` (weighted Bayesian bootstrap of dWOLS), ``"mcmc"``
-(NUTS, multiple imputation). :func:`stage_engines` applies the rules:
+``"conjugate"`` (exact NIG), ``"robust"`` (weighted Bayesian bootstrap of dWOLS), ``"gibbs"``
+(blocked Gibbs for Gaussian stages with group effects and default priors, vectorised over
+imputations), ``"mcmc"`` (NUTS, multiple imputation). :func:`stage_engines` applies the rules:
 
 - ``robust=True`` asks for ``"robust"`` at every stage (and only with ``engine="auto"``);
 - ``engine="conjugate"`` or ``"mcmc"`` asks for that engine at every stage;
@@ -20,6 +21,7 @@ from bayesdtr.data.design import DTRDesign
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.engines.base import StageEngine, closed_form_reasons
 from bayesdtr.inference.engines.closed_form import ConjugateEngine, RobustEngine
+from bayesdtr.inference.engines.gibbs import GibbsEngine
 from bayesdtr.inference.engines.mcmc import MCMCEngine
 from bayesdtr.models.priors import StagePriors
 
@@ -30,11 +32,11 @@ __all__ = ["AUTO", "ENGINES", "StageEngine", "closed_form_reasons", "stage_engin
 
 #: Stage engines by name.
 ENGINES: dict[str, StageEngine] = {
-    e.name: e for e in (ConjugateEngine(), RobustEngine(), MCMCEngine())
+    e.name: e for e in (ConjugateEngine(), RobustEngine(), GibbsEngine(), MCMCEngine())
 }
 
 #: ``engine="auto"``: the first of these that accepts a stage fits it.
-AUTO: tuple[str, ...] = ("conjugate", "mcmc")
+AUTO: tuple[str, ...] = ("conjugate", "gibbs", "mcmc")
 
 
 def stage_engines(
