@@ -49,7 +49,7 @@ from bayesdtr.io import (
 )
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
-from bayesdtr.values import weighted_value
+from bayesdtr.values import BootstrapWeights, q_value, weighted_value
 
 __all__ = ["DTRPosterior"]
 
@@ -100,6 +100,8 @@ class DTRPosterior:
         self._values: dict[tuple[str, str, int], xr.DataArray] = {}
         self._crossfits: dict[tuple[int, str], CrossFit] = {}
         self._tree: xr.DataTree | None = None
+        #: The Bayesian-bootstrap weights every value of this posterior uses (same draw, same weights).
+        self.bootstrap = BootstrapWeights(seed, design.n, settings.total)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -202,7 +204,7 @@ class DTRPosterior:
         """
         k, sd = self._stage(stage)
         rows, Xm, Xc, g, _ = self._rows(k, sd, data)
-        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self._child(f"newgroup/{k}"))
+        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self.child_seed(f"newgroup/{k}"))
         q = q_response(q, self.induction.family(k))
         return xr.DataArray(
             self._reshape(q),
@@ -213,7 +215,7 @@ class DTRPosterior:
 
     def _optimal_codes(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
         rows, Xm, Xc, g, feas = self._rows(k, sd, data)
-        new_groups = self._child(f"newgroup/{k}")
+        new_groups = self.child_seed(f"newgroup/{k}")
         out = np.empty((self.n_samples, len(rows)), dtype=np.int64)
         for idx in self._chunks(len(rows), sd.n_arms):
             out[idx] = best_arm(q_arms(sd, self.fits[k], idx, Xm, Xc, g, new_groups), feas)[0]
@@ -258,7 +260,8 @@ class DTRPosterior:
         return self._stage_posterior(k)[["beta", "psi"]]
 
     # ------------------------------------------------------------------ values
-    def _child(self, key: str) -> np.random.SeedSequence:
+    def child_seed(self, key: str) -> np.random.SeedSequence:
+        """A child of the posterior's seed named by ``key`` (the same key gives the same seed)."""
         h = zlib.crc32(key.encode())
         return np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=tuple(self._seed.spawn_key) + (h,))
 
@@ -275,41 +278,13 @@ class DTRPosterior:
             self.priors,
             self.propensities,
             regime,
-            self._child(f"regime/{regime.name}"),
+            self.child_seed(f"regime/{regime.name}"),
             self.induction.samplers,
         )
         ind.run(last=self.fits[-1])
         self._inductions[key] = ind
         self._keep.append(regime)
         return ind
-
-    @property
-    def _bb_block(self) -> int:
-        """Draws per block of Bayesian-bootstrap weights (about 4e6 weights a block)."""
-        return int(max(1, min(256, 4_000_000 // max(1, self.design.n))))
-
-    def _bb_chunks(self):
-        """Chunks of draws aligned with the Bayesian-bootstrap blocks."""
-        b = self._bb_block
-        for start in range(0, self.n_samples, b):
-            yield np.arange(start, min(self.n_samples, start + b))
-
-    def _bb_weights(self, idx: np.ndarray) -> np.ndarray:
-        """Bayesian-bootstrap weights (mean 1) of the units for draws ``idx``.
-
-        Generated in fixed blocks of draws from the posterior's seed, so every regime and
-        method sees the same weights for the same draw (a joint posterior over regimes).
-        """
-        n, size = self.design.n, self._bb_block
-        out = np.empty((len(idx), n), dtype=np.float32)
-        blocks = idx // size
-        for b in np.unique(blocks):
-            rng = np.random.default_rng(np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=(7, int(b))))
-            w = rng.standard_exponential(size=(size, n), dtype=np.float32)
-            rows = blocks == b
-            out[rows] = w[idx[rows] % size]
-        out /= out.mean(axis=1, keepdims=True)
-        return out
 
     def value(
         self,
@@ -410,9 +385,7 @@ class DTRPosterior:
             else:
                 ind = self.induction_for(reg)
                 if method == "q":
-                    vals = np.empty(self.n_samples)
-                    for idx in self._bb_chunks():
-                        vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
+                    vals = q_value(self.bootstrap, ind)
                 else:
                     ess = np.empty(self.n_samples)
                     vals = weighted_value(self, ind, method, ess=ess)
@@ -562,9 +535,9 @@ class DTRPosterior:
         if sd.n_units != self.design.n and data is None:
             raise FitError("predict_outcome needs stage 1 to apply to every unit.")
         rows, Xm, Xc, g, feas = self._rows(0, sd, data)
-        rng = np.random.default_rng(self._child(f"predict/{reg.name}"))
+        rng = np.random.default_rng(self.child_seed(f"predict/{reg.name}"))
         idx = np.arange(self.n_samples)
-        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, self._child("newgroup/0")), ind.family(0))
+        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, self.child_seed("newgroup/0")), ind.family(0))
         if reg.follows_optimal(sd.treatment):
             mean = best_arm(q, feas)[1]
         else:
@@ -749,7 +722,7 @@ class _PointRule:
     def __call__(self, df: pd.DataFrame) -> np.ndarray:
         post, sd = self.post, self.sd
         rows, Xm, Xc, g, feas = post._rows(self.k, sd, df)
-        new_groups: np.random.SeedSequence | None = post._child(f"newgroup/{self.k}")
+        new_groups: np.random.SeedSequence | None = post.child_seed(f"newgroup/{self.k}")
         fit = post.fits[self.k]
         idx = self.idx
         if self.kind == "mean":
