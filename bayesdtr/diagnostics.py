@@ -43,7 +43,7 @@ WEIGHT_ESS_MIN = 0.10
 
 def _summary_dataset(post: DTRPosterior, k: int):
     """Stage k's posterior without the ancestor index and the reference arm's structural zeros."""
-    ds = post._stage_posterior(k).drop_vars("ancestor", errors="ignore")
+    ds = post.stage_posterior(k + 1).drop_vars("ancestor", errors="ignore")
     ref = post.design.stages[k].arm_coord[0]
     return ds.drop_sel(arm=[ref]) if "arm" in ds.dims else ds
 

@@ -13,21 +13,16 @@ import xarray as xr
 
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
-from bayesdtr.data.design import DTRDesign, StageDesign, materialize
+from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
 from bayesdtr.data.validate import (
-    check_frame,
-    check_new_data,
     check_positive_int,
     check_probability,
-    new_group_codes,
 )
 from bayesdtr.diagnostics import weight_ess_message
 from bayesdtr.exceptions import (
-    DataError,
     FitError,
     PositivityWarning,
     RegimeError,
-    SpecificationError,
 )
 from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
 from bayesdtr.inference.draws import (
@@ -126,69 +121,10 @@ class DTRPosterior:
         sd = self.design.stage(stage)
         return sd.position - 1, sd
 
-    def _rows(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
-        """Design of the rows to evaluate: observed units of the stage, or new data."""
-        if data is None:
-            rows = self.design.data.iloc[sd.units]
-            g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
-            return rows, sd.X_main, sd.X_contrast, g, sd.feasible
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
-        if sd.main_spec is None:  # read from a file: only the stored units can be evaluated
-            return self._stored_rows(sd, data)
-        where = f"data= for stage {sd.treatment!r}"
-        check_frame(data)
-        check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]}, self.design.data)
-        Xm = materialize(sd.main_spec, data, f"{where} (main)")
-        Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
-        g = None
-        if self.design.group is not None:
-            if self.design.group not in data.columns:
-                raise DataError(
-                    f"{where} needs the group column {self.design.group!r}; use a level of it, or a "
-                    "new label to predict for a new group."
-                )
-            # unseen labels get a stable negative code, -1 - crc32(label): one effect per label
-            g = new_group_codes(
-                data[self.design.group], self.design.group_levels, self.design.group, where,
-                lambda v: zlib.crc32(str(v).encode()),
-            )
-        feas = np.ones((len(data), sd.n_arms), dtype=bool)
-        if sd.stage.feasible is not None:
-            from bayesdtr.data.design import _feasible_matrix
-
-            feas = _feasible_matrix(sd.stage, data, sd.arms)
-        return data, Xm, Xc, g, feas
-
-    def _obs_labels(self, rows: pd.DataFrame) -> np.ndarray:
-        """Labels of ``rows`` for the ``obs`` coordinate: the model's ``id=`` column when the rows
-        have it, else their index."""
-        ident = self.design.id
-        if ident is not None and ident in rows.columns:
-            return rows[ident].to_numpy()
-        return np.asarray(rows.index)
-
-    def _stored_rows(self, sd: StageDesign, data: pd.DataFrame):
-        """Rows of ``data`` that are the stage's stored units (same index label and the same value
-        in every column): their stored design rows. Anything else needs the caller's formulas."""
-        stored = self.design.data
-        rows = stored.iloc[sd.units]
-        if rows.index.is_unique and data.index.is_unique:
-            pos = rows.index.get_indexer(data.index)
-        elif data.index.equals(rows.index):  # repeated labels (id= data): the rows in order
-            pos = np.arange(len(rows))
-        else:
-            pos = np.array([-1])
-        same = (pos >= 0).all() and list(data.columns) == list(stored.columns) and _same_frame(data, rows.iloc[pos])
-        if not same:
-            raise SpecificationError(
-                f"This posterior was read from {self.source or 'a file'} without stages=, so it "
-                f"can evaluate stage {sd.treatment!r} only on its stored units (formulas read from "
-                "a file are never evaluated). To query new data, load it with your own stages: "
-                "bd.load(path, stages=[bd.Stage(...), ...]) (matched by treatment name)."
-            )
-        g = None if self.design.group_codes is None else self.design.group_codes[sd.units][pos]
-        return data, sd.X_main[pos], sd.X_contrast[pos], g, sd.feasible[pos]
+    def rows(self, stage: int | str, data: pd.DataFrame | None = None) -> StageRows:
+        """Design rows of ``stage`` for ``data`` (None: the stage's units); see :meth:`StageDesign.evaluate`."""
+        sd = self.design.stage(stage)
+        return sd.evaluate(data, self.design, source=self.source)
 
     def _chunks(self, n_rows: int, n_arms: int):
         step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
@@ -203,18 +139,18 @@ class DTRPosterior:
         units that reach the stage; new histories must have the stage's formula columns.
         """
         k, sd = self._stage(stage)
-        rows, Xm, Xc, g, _ = self._rows(k, sd, data)
+        rows, Xm, Xc, g, _ = self.rows(stage, data)
         q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self.child_seed(f"newgroup/{k}"))
         q = q_response(q, self.induction.family(k))
         return xr.DataArray(
             self._reshape(q),
             dims=("chain", "draw", "obs", "arm"),
-            coords={**self._coords(), "obs": self._obs_labels(rows), "arm": sd.arm_coord},
+            coords={**self._coords(), "obs": self.design.obs_labels(rows), "arm": sd.arm_coord},
             name=f"Q_{sd.treatment}",
         )
 
     def _optimal_codes(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
-        rows, Xm, Xc, g, feas = self._rows(k, sd, data)
+        rows, Xm, Xc, g, feas = self.rows(k + 1, data)
         new_groups = self.child_seed(f"newgroup/{k}")
         out = np.empty((self.n_samples, len(rows)), dtype=np.int64)
         for idx in self._chunks(len(rows), sd.n_arms):
@@ -229,7 +165,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(labels),
             dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": self._obs_labels(rows)},
+            coords={**self._coords(), "obs": self.design.obs_labels(rows)},
             name=f"optimal_{sd.treatment}",
         )
 
@@ -250,14 +186,13 @@ class DTRPosterior:
         else:
             rows, codes = self._optimal_codes(k, sd, data)
             counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
-        out = pd.DataFrame(counts, index=pd.Index(self._obs_labels(rows)), columns=pd.Index(sd.arms, name="arm"))
+        out = pd.DataFrame(counts, index=pd.Index(self.design.obs_labels(rows)), columns=pd.Index(sd.arms, name="arm"))
         out.index.name = "obs"
         return out
 
     def coef(self, stage: int | str) -> xr.Dataset:
         """Posterior of a stage's coefficients: ``beta`` (main_term) and ``psi`` (arm, contrast_term)."""
-        k, sd = self._stage(stage)
-        return self._stage_posterior(k)[["beta", "psi"]]
+        return self.stage_posterior(stage)[["beta", "psi"]]
 
     # ------------------------------------------------------------------ values
     def child_seed(self, key: str) -> np.random.SeedSequence:
@@ -534,7 +469,7 @@ class DTRPosterior:
         sd = self.design.stages[0]
         if sd.n_units != self.design.n and data is None:
             raise FitError("predict_outcome needs stage 1 to apply to every unit.")
-        rows, Xm, Xc, g, feas = self._rows(0, sd, data)
+        rows, Xm, Xc, g, feas = self.rows(1, data)
         rng = np.random.default_rng(self.child_seed(f"predict/{reg.name}"))
         idx = np.arange(self.n_samples)
         q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, self.child_seed("newgroup/0")), ind.family(0))
@@ -559,7 +494,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(draw),
             dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": self._obs_labels(rows)},
+            coords={**self._coords(), "obs": self.design.obs_labels(rows)},
             name=f"predicted[{reg.name}]",
         )
 
@@ -593,8 +528,11 @@ class DTRPosterior:
         return EstimatedRule(self, rules, kind=kind, n_draws=len(idx))
 
     # ------------------------------------------------------------------ tables
-    def _stage_posterior(self, k: int) -> xr.Dataset:
-        return stage_posterior_dataset(self.design.stages[k], self.fits[k], self.design.group_levels)
+    def stage_posterior(self, stage: int | str) -> xr.Dataset:
+        """Every posterior variable of one stage's outcome model (coefficients, sigma, group
+        effects, ancestor), dims ``chain``, ``draw``; as stored under ``/stage_k/posterior``."""
+        k, sd = self._stage(stage)
+        return stage_posterior_dataset(sd, self.fits[k], self.design.group_levels)
 
     def summary(self, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
@@ -693,22 +631,6 @@ class DTRPosterior:
         )
 
 
-def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    """Equal values row by row and column by column (missing equal to missing, any dtypes)."""
-    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
-    if a.equals(b):
-        return True
-    for c in b.columns:
-        x, y = a[c], b[c]
-        na_x, na_y = x.isna().to_numpy(), y.isna().to_numpy()
-        if not np.array_equal(na_x, na_y):
-            return False
-        u, v = x.to_numpy(dtype=object)[~na_x], y.to_numpy(dtype=object)[~na_y]
-        if not all(p == q for p, q in zip(u, v, strict=True)):
-            return False
-    return True
-
-
 def _regime_key(regime: Regime) -> str:
     return "optimal" if regime.is_optimal else f"{regime.name}#{id(regime)}"
 
@@ -721,7 +643,7 @@ class _PointRule:
 
     def __call__(self, df: pd.DataFrame) -> np.ndarray:
         post, sd = self.post, self.sd
-        rows, Xm, Xc, g, feas = post._rows(self.k, sd, df)
+        rows, Xm, Xc, g, feas = post.rows(self.k + 1, df)
         new_groups: np.random.SeedSequence | None = post.child_seed(f"newgroup/{self.k}")
         fit = post.fits[self.k]
         idx = self.idx

@@ -202,7 +202,7 @@ def stage_rule(rule: EstimatedRule, stage: int | str) -> StageRule:
     k = sd.position - 1
     psi = post.coef(sd.treatment)["psi"].mean(("chain", "draw")).values
     rows = post.design.data.iloc[sd.units]
-    labels = pd.Index(post._obs_labels(rows), name="obs")
+    labels = pd.Index(post.design.obs_labels(rows), name="obs")
     arm = pd.Series(np.asarray(rule.assign(sd.treatment, rows)), index=labels, name=sd.treatment)
     po = post.prob_optimal(sd.treatment)
     po.index = labels
@@ -328,7 +328,7 @@ class EstimatedRule(Regime):
                     f"stages= must be a list of stage numbers or treatment names; got {stages!r}."
                 )
             wanted = [design.stage(s) for s in stages]
-        index = pd.Index(post._obs_labels(design.data if data is None else data), name="obs")
+        index = pd.Index(post.design.obs_labels(design.data if data is None else data), name="obs")
         frames = []
         for sd in wanted:
             if data is None:
