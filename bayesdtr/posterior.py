@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesdtr import comparison
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
 from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
@@ -22,9 +23,8 @@ from bayesdtr.diagnostics import weight_ess_message
 from bayesdtr.exceptions import (
     FitError,
     PositivityWarning,
-    RegimeError,
 )
-from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
+from bayesdtr.inference.backward import FitSettings, Induction
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
@@ -33,7 +33,6 @@ from bayesdtr.inference.draws import (
     q_arms,
     q_linear,
     q_response,
-    select_arm,
 )
 from bayesdtr.io import (
     PosteriorParts,
@@ -360,25 +359,10 @@ class DTRPosterior:
             self._crossfits[(folds, split)] = CrossFit(self, folds, "online" if split == "online" else "crossfit", start)
         return self._crossfits[(folds, split)]
 
-    # ------------------------------------------------------------------ comparisons
-    def _values_of(self, regimes: dict[str, Regime | str], method: str, crossfit: int | str | None = "auto") -> xr.DataArray:
-        if not isinstance(regimes, dict) or not regimes:
-            raise RegimeError(
-                "regimes must be a non-empty dict {label: regime}, e.g. "
-                "{'optimal': 'optimal', 'always 1': bd.Regime.static(A1=1, A2=1)}."
-            )
-        vals = [self.value(r, method=method, crossfit=crossfit) for r in regimes.values()]  # type: ignore[arg-type]
-        return xr.concat(vals, dim=xr.DataArray(list(regimes), dims="regime", name="regime")).rename("value")
-
+    # ------------------------------------------------------------------ comparisons (bayesdtr.comparison)
     def differences(self, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q") -> xr.DataArray:
-        """Pairwise value differences V(regime) - V(regime_other): dims (regime, regime_other, chain, draw).
-
-        All regimes share the posterior draws and the Bayesian-bootstrap weights, so the
-        differences are draws of the joint posterior.
-        """
-        v = self._values_of(regimes, method)
-        other = v.rename(regime="regime_other")
-        return (v - other).transpose("regime", "regime_other", "chain", "draw").rename("difference")
+        """Pairwise value differences (regime, regime_other, chain, draw); see :func:`bayesdtr.comparison.differences`."""
+        return comparison.differences(self, regimes, method=method)
 
     def compare(
         self,
@@ -388,27 +372,9 @@ class DTRPosterior:
         hdi_prob: float = HDI_PROB,
         crossfit: int | Literal["auto"] | None = "auto",
     ) -> pd.DataFrame:
-        """Compare regimes by their value posteriors.
+        """Compare regimes by their value posteriors (mean, sd, HDI, P(best), expected regret).
 
-        ``crossfit`` is passed to :meth:`value`: learned rules (``"optimal"``, ``post.rule()``) are
-        valued by sample splitting unless ``crossfit=0``.
-
-        Returns
-        -------
-        pandas.DataFrame
-            One row per regime (in the given order): posterior ``mean``, ``sd``, the HDI,
-            ``p_best`` (P(regime has the highest value); a draw in which several regimes tie
-            for the highest value counts 1/t for each of the t tied regimes, so identical
-            regimes share it evenly), ``expected_regret``
-            (E[max_r V(r) - V(regime)], against the per-draw best), and ``p_better_than_first``
-            (P(V(regime) > V(first regime))). See :meth:`differences` for the joint draws.
-
-        Notes
-        -----
-        ``"optimal"`` is the per-draw argmax, which nearly dominates any fixed regime draw by
-        draw: its P(best) against static regimes is close to 1 by construction, and with
-        ``method="q"`` its value is optimistic when the outcome models are wrong. Compare with
-        ``method="aipw"``, or, in simulations, with ``scenario.true_value(post.rule())``.
+        See :func:`bayesdtr.comparison.compare`.
 
         Examples
         --------
@@ -422,89 +388,18 @@ class DTRPosterior:
         >>> list(tab.columns)[:3]
         ['mean', 'sd', 'hdi94_lb']
         """
-        import arviz as az
+        return comparison.compare(self, regimes, method=method, hdi_prob=hdi_prob, crossfit=crossfit)
 
-        check_probability(hdi_prob, "hdi_prob=", FitError)
-        v = self._values_of(regimes, method, crossfit)
-        flat = v.values.reshape(len(regimes), -1)
-        best = flat.max(axis=0)
-        tied = flat == best[None, :]
-        share = tied / tied.sum(axis=0, keepdims=True)  # a tie splits the draw evenly
-        lab = f"hdi{round(hdi_prob * 100)}"
-        rows = []
-        for i, name in enumerate(regimes):
-            lo, hi = np.asarray(az.hdi(flat[i], prob=hdi_prob)).ravel()[:2]
-            rows.append(
-                {
-                    "regime": name,
-                    "mean": flat[i].mean(),
-                    "sd": flat[i].std(ddof=1),
-                    f"{lab}_lb": float(lo),
-                    f"{lab}_ub": float(hi),
-                    "p_best": float(np.mean(share[i])),
-                    "expected_regret": float(np.mean(best - flat[i])),
-                    "p_better_than_first": float(np.mean(flat[i] > flat[0])) if i else np.nan,
-                }
-            )
-        return pd.DataFrame(rows).set_index("regime")
-
-    # ------------------------------------------------------------------ patient level
     def predict_outcome(self, regime: Regime | str, data: pd.DataFrame | None = None) -> xr.DataArray:
-        r"""Posterior predictive of each unit's return (rewards + final outcome) under ``regime``.
+        """Posterior predictive of each unit's return under ``regime``: (chain, draw, obs).
 
-        For draw s, :math:`G^{*(s)} = Q_1^{d,(s)}(H_1, d_1(H_1)) + \varepsilon^{(s)}` with
-        Gaussian noise whose SD is the stage-1 residual SD (pseudo-outcomes ``"predictive"`` and
-        ``"augmented"`` keep the later stages' noise in them), or the root sum of squares of the
-        stages' residual SDs (``"mean"``, whose pseudo-outcomes drop it). A Bernoulli outcome is
-        drawn as Bernoulli(Q_1) (Q_1 is then a probability). ``data=None`` predicts for the observed units from their
-        baseline history; ``data`` gives new stage-1 histories.
-
-        Returns
-        -------
-        xarray.DataArray
-            Dims (chain, draw, obs).
+        See :func:`bayesdtr.comparison.predict_outcome`.
         """
-        reg = as_regime(regime)
-        ind = self.induction_for(reg)
-        sd = self.design.stages[0]
-        if sd.n_units != self.design.n and data is None:
-            raise FitError("predict_outcome needs stage 1 to apply to every unit.")
-        rows, Xm, Xc, g, feas = self.rows(1, data)
-        rng = np.random.default_rng(self.child_seed(f"predict/{reg.name}"))
-        idx = np.arange(self.n_samples)
-        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, self.child_seed("newgroup/0")), ind.family(0))
-        if reg.follows_optimal(sd.treatment):
-            mean = best_arm(q, feas)[1]
-        else:
-            mean = select_arm(q, regime_codes(reg, sd, rows, feas))
-        if self.design.family == "bernoulli":
-            draw = (rng.random(mean.shape) < np.clip(mean, 0.0, 1.0)).astype(float)
-        else:
-            if self.settings.propagation == "mean":
-                # pseudo-outcomes drop later stages' noise: add it back, following the ancestors
-                var = np.zeros(self.n_samples)
-                anc = idx
-                for k, f in enumerate(ind.fits):
-                    var += f.sigma[anc] ** 2  # type: ignore[index]
-                    if k < ind.K - 1:
-                        anc = f.ancestor[anc]  # type: ignore[index]
-            else:
-                var = ind.fits[0].sigma ** 2  # type: ignore[operator]
-            draw = mean + np.sqrt(var)[:, None] * rng.standard_normal(mean.shape)
-        return xr.DataArray(
-            self._reshape(draw),
-            dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": self.design.obs_labels(rows)},
-            name=f"predicted[{reg.name}]",
-        )
+        return comparison.predict_outcome(self, regime, data)
 
     def prob_better(self, regime_a: Regime | str, regime_b: Regime | str, data: pd.DataFrame | None = None) -> pd.Series:
-        """P(G under regime_a > G under regime_b) for each unit (posterior predictive)."""
-        a = self.predict_outcome(regime_a, data)
-        b = self.predict_outcome(regime_b, data)
-        out = (a > b).mean(("chain", "draw")).to_series()
-        out.name = "prob_better"
-        return out
+        """P(G under regime_a > G under regime_b) for each unit; see :func:`bayesdtr.comparison.prob_better`."""
+        return comparison.prob_better(self, regime_a, regime_b, data)
 
     def rule(self, kind: Literal["map", "mean"] = "map", *, max_draws: int = 200) -> Regime:
         """A point rule from the posterior, as a :class:`~bayesdtr.Regime` that prints.
