@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import numpy as np
@@ -89,9 +90,10 @@ class DTRPosterior:
         self._induction_seed = induction_seed
         self.source: str | None = None  # the file a loaded posterior came from
         self.fit_seconds = fit_seconds
-        self._inductions: dict[str, Induction] = {"optimal": induction}
-        self._keep: list[Regime] = []  # regimes whose id() keys the caches
-        self._values: dict[tuple[str, str, int], xr.DataArray] = {}
+        # caches keyed by Regime.key (a regime's definition; rule objects by identity, kept
+        # alive by the key itself, so no key is ever reused by another regime)
+        self._inductions: dict[Hashable, Induction] = {Regime.optimal().key: induction}
+        self._values: dict[tuple[Hashable, str, int, str], xr.DataArray] = {}
         self._crossfits: dict[tuple[int, str], CrossFit] = {}
         self._tree: xr.DataTree | None = None
         #: The Bayesian-bootstrap weights every value of this posterior uses (same draw, same weights).
@@ -203,7 +205,7 @@ class DTRPosterior:
         """Backward induction that follows ``regime`` (the last stage's draws are shared)."""
         if regime.is_optimal:
             return self.induction
-        key = _regime_key(regime)
+        key = regime.key
         if key in self._inductions:
             return self._inductions[key]
         ind = Induction(
@@ -217,7 +219,6 @@ class DTRPosterior:
         )
         ind.run(last=self.fits[-1])
         self._inductions[key] = ind
-        self._keep.append(regime)
         return ind
 
     def value(
@@ -306,7 +307,7 @@ class DTRPosterior:
             method = "aipw" if folds and has_prop else "q"
         if method not in ("q", "ipw", "aipw"):
             raise FitError(f"method={method!r} is not one of ['q', 'ipw', 'aipw'] (or None for the default).")
-        key = (_regime_key(reg), method, folds, split if folds else "")
+        key = (reg.key, method, folds, split if folds else "")
         if key not in self._values:
             attrs: dict = {"method": method, "crossfit": folds, "split": split if folds else "none"}
             if folds:
@@ -524,10 +525,6 @@ class DTRPosterior:
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
         )
-
-
-def _regime_key(regime: Regime) -> str:
-    return "optimal" if regime.is_optimal else f"{regime.name}#{id(regime)}"
 
 
 class _PointRule:
