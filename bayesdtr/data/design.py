@@ -24,6 +24,8 @@ import pandas as pd
 
 from bayesdtr.data.matrices import (
     arm_levels,
+    check_columns,
+    check_no_nan,
     check_positivity,
     feasible_matrix,
     formula_vars,
@@ -40,7 +42,6 @@ from bayesdtr.data.validate import (
     check_time_order,
     check_timeline,
     check_used_columns,
-    missing_column_hint,
     new_group_codes,
     normalize_strings,
 )
@@ -391,32 +392,6 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{where} uses column(s) {missing} that are not in the data. Available columns: "
-            f"{list(df.columns)}. Fix the name or add the column.{missing_column_hint(missing, list(df.columns))}"
-        )
-
-
-def _check_no_nan(
-    df: pd.DataFrame,
-    cols: Sequence[str],
-    rows: np.ndarray,
-    where: str,
-    fix: str = "impute or remove these rows yourself, or restrict the stage with applies=.",
-) -> None:
-    sub = df.iloc[rows]
-    for c in cols:
-        bad = sub.index[sub[c].isna().to_numpy()]
-        if len(bad):
-            raise DataError(
-                f"Column {c!r} (used by {where}) has missing values in rows {rows_text(bad)}. "
-                f"bayesdtr never drops rows: {fix}"
-            )
-
-
 def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
     where = f"Stage {stage.treatment!r} applies="
     if stage.applies is None:
@@ -531,11 +506,46 @@ def build_design(
     ``timeline`` (see :class:`~bayesdtr.DTRModel`) declares when each covariate is measured;
     with it, a stage's formulas may read only covariates measured before its decision.
 
+    The steps, in order: the arguments (:func:`_check_arguments`), the roles of the columns and
+    the timeline, the id column, the outcome, the group column, then each stage
+    (:func:`_stage_design`).
+
     Raises
     ------
     DataError, SpecificationError
         On any problem; messages name the column or argument and the fix.
     """
+    _check_arguments(data, stages, outcome, family)
+    check_columns(data, [outcome], "outcome=")
+    _check_roles(stages, outcome, group, id)
+    when = check_timeline(timeline, stages, data, outcome)
+    df = normalize_strings(data)
+    _check_id(df, id)
+    y = _outcome_values(df, outcome, family)
+    group_levels, group_codes = _group_codes(df, group)
+    designs = [_stage_design(df, stages, k, outcome, when) for k in range(1, len(stages) + 1)]
+    if family == "bernoulli" and stages[-1].reward is not None:
+        raise SpecificationError(
+            "reward= on the last stage is not allowed with family='bernoulli': the final outcome "
+            "is a probability scale quantity. Use family='gaussian' or move the reward."
+        )
+    return DTRDesign(
+        data=data,
+        stages=designs,
+        outcome=outcome,
+        family=family,
+        y=y,
+        group=group,
+        group_levels=group_levels,
+        group_codes=group_codes,
+        id=id,
+        data_hash=data_hash(data),
+        timeline=when,
+    )
+
+
+def _check_arguments(data: pd.DataFrame, stages: Sequence[Stage], outcome: str, family: str) -> None:
+    """The data is a non-empty DataFrame, ``stages`` a list of Stages with distinct treatments."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame (one row per unit); got {type(data).__name__}.")
     if len(data) == 0:
@@ -563,15 +573,12 @@ def build_design(
         raise SpecificationError(f"family={family!r} is not supported; use 'gaussian' or 'bernoulli'.")
     if not isinstance(outcome, str):
         raise SpecificationError(f"outcome= must be a column name; got {outcome!r}.")
-    _check_columns(data, [outcome], "outcome=")
-    _check_roles(stages, outcome, group, id)
-    when = check_timeline(timeline, stages, data, outcome)
-    df = normalize_strings(data)
-    n = len(df)
 
-    # ---- id
+
+def _check_id(df: pd.DataFrame, id: str | None) -> None:
+    """One row per unit: unique ``id=`` values, else a unique index."""
     if id is not None:
-        _check_columns(df, [id], "id=")
+        check_columns(df, [id], "id=")
         dup_ids = df[id][df[id].duplicated(keep=False)]
         if len(dup_ids):
             raise DataError(
@@ -586,14 +593,17 @@ def build_design(
             "(df.reset_index(drop=True)) or pass id=."
         )
 
-    # ---- outcome
+
+def _outcome_values(df: pd.DataFrame, outcome: str, family: str) -> np.ndarray:
+    """The final outcome as finite floats (0/1 for a Bernoulli family)."""
+    n = len(df)
     ycol = df[outcome]
     if not pd.api.types.is_numeric_dtype(ycol):
         raise DataError(
             f"Outcome column {outcome!r} has dtype {ycol.dtype}; it must be numeric. Convert it "
             "(e.g. map labels to numbers) before building the model."
         )
-    _check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
+    check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a complex outcome is refused below, not cast
         y = ycol.to_numpy(dtype=float)
@@ -609,154 +619,171 @@ def build_design(
             f"family='bernoulli' needs outcome {outcome!r} coded 0/1; saw values "
             f"{sorted(np.unique(y))[:6]}. Recode it, or use family='gaussian'."
         )
+    return y
 
-    # ---- group
-    group_levels: list[Any] = []
-    group_codes = None
-    if group is not None:
-        _check_columns(df, [group], "group=")
-        _check_no_nan(df, [group], np.arange(n), "group=", "give these units a group label (or their own level).")
-        check_used_columns(df, [group], np.arange(n), "group=")
-        cat = pd.Categorical(df[group])
-        group_levels = list(cat.categories)
-        group_codes = np.asarray(cat.codes, dtype=np.int64)
-        if len(group_levels) < 2:
-            raise DataError(
-                f"group column {group!r} has a single level {group_levels}; partial pooling needs "
-                "at least 2 groups. Drop group=."
-            )
 
-    # ---- stages
-    designs: list[StageDesign] = []
-    for k, st in enumerate(stages, start=1):
-        where = f"Stage {st.treatment!r}"
-        _check_columns(df, [st.treatment], f"{where} (treatment)")
-        if st.reward is not None:
-            _check_columns(df, [st.reward], f"{where} reward=")
-        future = {outcome} | set(treatments[k - 1 :])
-        future |= {s.reward for s in stages[k - 1 :] if s.reward is not None}
-        formulas = {"main": st.main, "contrast": st.contrast}
-        if isinstance(st.propensity, str):
-            formulas["propensity"] = st.propensity
-        used: set[str] = set()
-        q_cols: set[str] = set()
-        for arg, f in formulas.items():
-            vars_ = formula_vars(f, f"{where} {arg}=", set(map(str, df.columns)) | future)
-            bad = sorted(vars_ & future)
-            if bad:
-                raise SpecificationError(
-                    f"{where} {arg}={f!r} uses {bad}, which is not known before decision "
-                    f"{st.treatment!r} (the outcome, this stage's treatment, a later treatment or "
-                    f"a later reward). Use only baseline covariates, earlier treatments "
-                    f"{treatments[: k - 1]} and earlier intermediate outcomes."
-                )
-            _check_columns(df, sorted(vars_), f"{where} {arg}=")
-            check_time_order(vars_, k, when, stages, f"{where} {arg}={f!r}")
-            used |= vars_
-            if arg != "propensity":
-                q_cols |= vars_
-        mask = _applies_mask(st, df)
-        rows = np.flatnonzero(mask)
-        # treatment
-        tcol = df[st.treatment].iloc[rows]
-        nan_t = tcol.index[tcol.isna().to_numpy()]
-        if len(nan_t):
-            raise DataError(
-                f"Treatment column {st.treatment!r} is missing in rows {rows_text(nan_t)} where "
-                f"the stage applies. Fill it, or set applies= to the units that reach stage "
-                f"{st.treatment!r} (e.g. applies='R == 0' for non-responders)."
-            )
-        check_used_columns(df, [st.treatment], rows, f"{where} (treatment)")
-        arms = arm_levels(tcol, st.treatment)
-        if len(arms) < 2:
-            raise DataError(
-                f"Treatment column {st.treatment!r} has a single observed arm {arms} among the "
-                f"{len(rows)} units that reach this stage; contrasts need at least 2 observed "
-                "arms. Drop the stage or check applies=."
-            )
-        code_of = {a: i for i, a in enumerate(arms)}
-        a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
-        _check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
-        check_used_columns(df, sorted(used), rows, where, covariates=True)
-        sub = df.iloc[rows]
-        cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
-        if cats:  # unused levels would add all-zero dummy columns (rank deficiency)
-            sub = sub.assign(**{c: sub[c].cat.remove_unused_categories() for c in cats})
-        X_main, main_terms, main_spec = model_matrix(st.main, sub, f"{where} main=")
-        X_con, con_terms, con_spec = model_matrix(st.contrast, sub, f"{where} contrast=")
-        # feasible sets
-        feas = np.ones((len(rows), len(arms)), dtype=bool)
-        if st.feasible is not None:
-            feas = feasible_matrix(st, sub, arms)
-        infeasible = ~feas[np.arange(len(rows)), a]
-        if infeasible.any():
-            bad = sub.index[infeasible]
-            i0 = int(np.flatnonzero(infeasible)[0])
-            first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
-            allowed = [arm for arm, ok in zip(arms, feas[i0], strict=True) if ok]
-            raise DataError(
-                f"Treatment column {st.treatment!r}: the observed arm is outside the unit's feasible "
-                f"set in rows {rows_text(bad)} (e.g. row {first!r} got {arms[a[i0]]!r}; its "
-                f"feasible arms are {allowed}). Fix the data or the feasible= rule."
-            )
-        check_positivity(st, a, feas, arms, sub)
-        reward = np.zeros(n)
-        if st.reward is not None:
-            rcol = df[st.reward]
-            if not pd.api.types.is_numeric_dtype(rcol):
-                raise DataError(
-                    f"{where} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
-                    "numeric. Convert it (e.g. map labels to numbers)."
-                )
-            check_used_columns(df, [st.reward], rows, f"{where} reward=")
-            reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
-        sd = StageDesign(
-            stage=st,
-            position=k,
-            arms=arms,
-            units=rows,
-            a=a,
-            X_main=X_main,
-            X_contrast=X_con,
-            main_terms=main_terms,
-            contrast_terms=con_terms,
-            main_spec=main_spec,
-            contrast_spec=con_spec,
-            feasible=feas,
-            reward=reward,
-            columns=sorted(q_cols),
+def _group_codes(df: pd.DataFrame, group: str | None) -> tuple[list[Any], np.ndarray | None]:
+    """Levels and integer codes of the group column (at least 2 levels), or ``([], None)``."""
+    if group is None:
+        return [], None
+    n = len(df)
+    check_columns(df, [group], "group=")
+    check_no_nan(df, [group], np.arange(n), "group=", "give these units a group label (or their own level).")
+    check_used_columns(df, [group], np.arange(n), "group=")
+    cat = pd.Categorical(df[group])
+    group_levels = list(cat.categories)
+    if len(group_levels) < 2:
+        raise DataError(
+            f"group column {group!r} has a single level {group_levels}; partial pooling needs "
+            "at least 2 groups. Drop group=."
         )
-        check_rank(sd)
-        sd.levels = categorical_levels([main_spec, con_spec], list(df.columns))
-        if isinstance(st.propensity, str):
-            sd.X_prop, sd.prop_terms, sd.prop_spec = model_matrix(st.propensity, sub, f"{where} propensity=")
-        elif isinstance(st.propensity, KnownPropensity):
-            keys = list(st.propensity.probabilities)
-            if set(keys) != set(arms):
-                raise SpecificationError(
-                    f"{where}: KnownPropensity arms {keys} do not match the observed arms {arms}. "
-                    "Give one probability per arm label, spelled as in the data."
-                )
-            sd.known_propensity = np.array([st.propensity.probabilities[a_] for a_ in arms])
-        designs.append(sd)
+    return group_levels, np.asarray(cat.codes, dtype=np.int64)
 
-    if family == "bernoulli" and stages[-1].reward is not None:
-        raise SpecificationError(
-            "reward= on the last stage is not allowed with family='bernoulli': the final outcome "
-            "is a probability scale quantity. Use family='gaussian' or move the reward."
-        )
-    return DTRDesign(
-        data=data,
-        stages=designs,
-        outcome=outcome,
-        family=family,
-        y=y,
-        group=group,
-        group_levels=group_levels,
-        group_codes=group_codes,
-        id=id,
-        data_hash=data_hash(data),
-        timeline=when,
+
+def _stage_design(
+    df: pd.DataFrame, stages: Sequence[Stage], k: int, outcome: str, when: dict[str, int] | None
+) -> StageDesign:
+    """The design of stage ``k`` (1-based): columns, units, arms, matrices, feasible sets, reward."""
+    st = stages[k - 1]
+    where = f"Stage {st.treatment!r}"
+    check_columns(df, [st.treatment], f"{where} (treatment)")
+    if st.reward is not None:
+        check_columns(df, [st.reward], f"{where} reward=")
+    used, q_cols = _formula_columns(df, stages, k, outcome, when)
+    rows = np.flatnonzero(_applies_mask(st, df))
+    arms, a = _observed_arms(df, st, rows)
+    check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
+    check_used_columns(df, sorted(used), rows, where, covariates=True)
+    sub = df.iloc[rows]
+    cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
+    if cats:  # unused levels would add all-zero dummy columns (rank deficiency)
+        sub = sub.assign(**{c: sub[c].cat.remove_unused_categories() for c in cats})
+    X_main, main_terms, main_spec = model_matrix(st.main, sub, f"{where} main=")
+    X_con, con_terms, con_spec = model_matrix(st.contrast, sub, f"{where} contrast=")
+    feas = _feasible_sets(st, sub, arms, a)
+    sd = StageDesign(
+        stage=st,
+        position=k,
+        arms=arms,
+        units=rows,
+        a=a,
+        X_main=X_main,
+        X_contrast=X_con,
+        main_terms=main_terms,
+        contrast_terms=con_terms,
+        main_spec=main_spec,
+        contrast_spec=con_spec,
+        feasible=feas,
+        reward=_reward(df, st, rows),
+        columns=sorted(q_cols),
     )
+    check_rank(sd)
+    sd.levels = categorical_levels([main_spec, con_spec], list(df.columns))
+    _propensity_design(sd, sub)
+    return sd
 
 
+def _formula_columns(
+    df: pd.DataFrame, stages: Sequence[Stage], k: int, outcome: str, when: dict[str, int] | None
+) -> tuple[set[str], set[str]]:
+    """Columns read by stage ``k``'s formulas (all of them, and those of main= and contrast=),
+    each known before the decision: not the outcome, this or a later treatment or reward."""
+    st = stages[k - 1]
+    where = f"Stage {st.treatment!r}"
+    treatments = [s.treatment for s in stages]
+    future = {outcome} | set(treatments[k - 1 :])
+    future |= {s.reward for s in stages[k - 1 :] if s.reward is not None}
+    formulas = {"main": st.main, "contrast": st.contrast}
+    if isinstance(st.propensity, str):
+        formulas["propensity"] = st.propensity
+    used: set[str] = set()
+    q_cols: set[str] = set()
+    for arg, f in formulas.items():
+        vars_ = formula_vars(f, f"{where} {arg}=", set(map(str, df.columns)) | future)
+        bad = sorted(vars_ & future)
+        if bad:
+            raise SpecificationError(
+                f"{where} {arg}={f!r} uses {bad}, which is not known before decision "
+                f"{st.treatment!r} (the outcome, this stage's treatment, a later treatment or "
+                f"a later reward). Use only baseline covariates, earlier treatments "
+                f"{treatments[: k - 1]} and earlier intermediate outcomes."
+            )
+        check_columns(df, sorted(vars_), f"{where} {arg}=")
+        check_time_order(vars_, k, when, stages, f"{where} {arg}={f!r}")
+        used |= vars_
+        if arg != "propensity":
+            q_cols |= vars_
+    return used, q_cols
+
+
+def _observed_arms(df: pd.DataFrame, st: Stage, rows: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Arm labels (at least 2 observed) and the arm codes of the units that reach the stage."""
+    tcol = df[st.treatment].iloc[rows]
+    nan_t = tcol.index[tcol.isna().to_numpy()]
+    if len(nan_t):
+        raise DataError(
+            f"Treatment column {st.treatment!r} is missing in rows {rows_text(nan_t)} where "
+            f"the stage applies. Fill it, or set applies= to the units that reach stage "
+            f"{st.treatment!r} (e.g. applies='R == 0' for non-responders)."
+        )
+    check_used_columns(df, [st.treatment], rows, f"Stage {st.treatment!r} (treatment)")
+    arms = arm_levels(tcol, st.treatment)
+    if len(arms) < 2:
+        raise DataError(
+            f"Treatment column {st.treatment!r} has a single observed arm {arms} among the "
+            f"{len(rows)} units that reach this stage; contrasts need at least 2 observed "
+            "arms. Drop the stage or check applies=."
+        )
+    code_of = {a: i for i, a in enumerate(arms)}
+    a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
+    return arms, a
+
+
+def _feasible_sets(st: Stage, sub: pd.DataFrame, arms: list[Any], a: np.ndarray) -> np.ndarray:
+    """(units, arms) feasible sets; each observed arm must be feasible, and positivity hold."""
+    feas = np.ones((len(sub), len(arms)), dtype=bool)
+    if st.feasible is not None:
+        feas = feasible_matrix(st, sub, arms)
+    infeasible = ~feas[np.arange(len(sub)), a]
+    if infeasible.any():
+        bad = sub.index[infeasible]
+        i0 = int(np.flatnonzero(infeasible)[0])
+        first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+        allowed = [arm for arm, ok in zip(arms, feas[i0], strict=True) if ok]
+        raise DataError(
+            f"Treatment column {st.treatment!r}: the observed arm is outside the unit's feasible "
+            f"set in rows {rows_text(bad)} (e.g. row {first!r} got {arms[a[i0]]!r}; its "
+            f"feasible arms are {allowed}). Fix the data or the feasible= rule."
+        )
+    check_positivity(st, a, feas, arms, sub)
+    return feas
+
+
+def _reward(df: pd.DataFrame, st: Stage, rows: np.ndarray) -> np.ndarray:
+    """The stage's reward of every unit (0 where the stage does not apply or has no reward=)."""
+    reward = np.zeros(len(df))
+    if st.reward is not None:
+        rcol = df[st.reward]
+        if not pd.api.types.is_numeric_dtype(rcol):
+            raise DataError(
+                f"Stage {st.treatment!r} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
+                "numeric. Convert it (e.g. map labels to numbers)."
+            )
+        check_used_columns(df, [st.reward], rows, f"Stage {st.treatment!r} reward=")
+        reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
+    return reward
+
+
+def _propensity_design(sd: StageDesign, sub: pd.DataFrame) -> None:
+    """Set the stage's propensity design (a formula) or known probabilities (in arm order)."""
+    st, where = sd.stage, f"Stage {sd.treatment!r}"
+    if isinstance(st.propensity, str):
+        sd.X_prop, sd.prop_terms, sd.prop_spec = model_matrix(st.propensity, sub, f"{where} propensity=")
+    elif isinstance(st.propensity, KnownPropensity):
+        keys = list(st.propensity.probabilities)
+        if set(keys) != set(sd.arms):
+            raise SpecificationError(
+                f"{where}: KnownPropensity arms {keys} do not match the observed arms {sd.arms}. "
+                "Give one probability per arm label, spelled as in the data."
+            )
+        sd.known_propensity = np.array([st.propensity.probabilities[a_] for a_ in sd.arms])

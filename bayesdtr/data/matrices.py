@@ -29,6 +29,8 @@ from bayesdtr.exceptions import DataError, SpecificationError
 
 __all__ = [
     "arm_levels",
+    "check_columns",
+    "check_no_nan",
     "check_positivity",
     "feasible_matrix",
     "formula_vars",
@@ -46,6 +48,34 @@ def rows_text(index: Sequence[Any], limit: int = 8) -> str:
     if len(idx) > limit:
         shown += ", ..."
     return f"[{shown}] ({len(idx)} row{'s' if len(idx) != 1 else ''})"
+
+
+def check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
+    """Refuse columns ``cols`` that ``df`` lacks, naming ``where`` and close matches."""
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{where} uses column(s) {missing} that are not in the data. Available columns: "
+            f"{list(df.columns)}. Fix the name or add the column.{missing_column_hint(missing, list(df.columns))}"
+        )
+
+
+def check_no_nan(
+    df: pd.DataFrame,
+    cols: Sequence[str],
+    rows: np.ndarray,
+    where: str,
+    fix: str = "impute or remove these rows yourself, or restrict the stage with applies=.",
+) -> None:
+    """Refuse missing values of ``cols`` in the rows at positions ``rows``; ``fix`` says what to do."""
+    sub = df.iloc[rows]
+    for c in cols:
+        bad = sub.index[sub[c].isna().to_numpy()]
+        if len(bad):
+            raise DataError(
+                f"Column {c!r} (used by {where}) has missing values in rows {rows_text(bad)}. "
+                f"bayesdtr never drops rows: {fix}"
+            )
 
 
 def plain_message(err: Exception) -> str:
