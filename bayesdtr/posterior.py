@@ -17,7 +17,6 @@ from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
 from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
 from bayesdtr.data.validate import (
-    check_positive_int,
     check_probability,
 )
 from bayesdtr.diagnostics import weight_ess_message
@@ -30,7 +29,6 @@ from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
     best_arm,
-    posterior_mean,
     q_arms,
     q_linear,
     q_response,
@@ -412,16 +410,9 @@ class DTRPosterior:
         summaries, and ``post.rule().table()`` the recommended arm per unit (see
         :class:`bayesdtr.rules.EstimatedRule`).
         """
-        from bayesdtr.rules import EstimatedRule
+        from bayesdtr.rules import estimate_rule
 
-        if kind not in ("map", "mean"):
-            raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
-        check_positive_int(max_draws, "max_draws=", FitError)
-        idx = np.unique(np.linspace(0, self.n_samples - 1, min(max_draws, self.n_samples)).astype(int))
-        rules = {}
-        for k, sd in enumerate(self.design.stages):
-            rules[sd.treatment] = _PointRule(self, k, sd, idx, kind)
-        return EstimatedRule(self, rules, kind=kind, n_draws=len(idx))
+        return estimate_rule(self, kind, max_draws=max_draws)
 
     # ------------------------------------------------------------------ tables
     def stage_posterior(self, stage: int | str) -> xr.Dataset:
@@ -525,35 +516,3 @@ class DTRPosterior:
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
         )
-
-
-class _PointRule:
-    """Callable rule df -> arm labels from a posterior (see :meth:`DTRPosterior.rule`)."""
-
-    def __init__(self, post: DTRPosterior, k: int, sd: StageDesign, idx: np.ndarray, kind: str) -> None:
-        self.post, self.k, self.sd, self.idx, self.kind = post, k, sd, idx, kind
-
-    def __call__(self, df: pd.DataFrame) -> np.ndarray:
-        post, sd = self.post, self.sd
-        rows, Xm, Xc, g, feas = post.rows(self.k + 1, df)
-        new_groups: np.random.SeedSequence | None = post.child_seed(f"newgroup/{self.k}")
-        fit = post.fits[self.k]
-        idx = self.idx
-        if self.kind == "mean":
-            new_groups = None  # a new group's effect at its mean, 0
-            # the linear predictor is linear in the parameters: its posterior mean is its value at
-            # the posterior means (on the probability scale of a Bernoulli stage, approximately)
-            fit = posterior_mean(fit)
-            idx = np.zeros(1, dtype=np.int64)
-        codes = np.zeros(len(rows), dtype=np.int64)
-        step = max(1, 4_000_000 // max(1, len(idx) * sd.n_arms))
-        for start in range(0, len(rows), step):
-            sl = slice(start, start + step)
-            gg = None if g is None else g[sl]
-            best = best_arm(q_arms(sd, fit, idx, Xm[sl], Xc[sl], gg, new_groups), feas[sl])[0]
-            if self.kind == "mean":
-                codes[sl] = best[0]
-            else:
-                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])[:, None, :]
-                codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
-        return sd.arm_coord[codes]
