@@ -47,7 +47,7 @@ from bayesdtr.data.validate import (
 )
 from bayesdtr.exceptions import DataError, SpecificationError
 
-__all__ = ["StageDesign", "StageRows", "DTRDesign", "build_design", "materialize", "rows_text"]
+__all__ = ["StageDesign", "StageRows", "DTRDesign", "applies_mask", "build_design", "materialize", "rows_text"]
 
 
 def arm_array(arms: Sequence[Any]) -> np.ndarray:
@@ -392,7 +392,8 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
+def applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the units that reach ``stage`` (its ``applies=`` query or mask), checked."""
     where = f"Stage {stage.treatment!r} applies="
     if stage.applies is None:
         return np.ones(len(df), dtype=bool)
@@ -443,6 +444,10 @@ def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
             "unit (empty subset). Check the condition, or drop the stage."
         )
     return arr
+
+
+#: Old private name, still imported by simulate/study.py.
+_applies_mask = applies_mask
 
 
 def _check_roles(stages: Sequence[Stage], outcome: str, group: str | None, id: str | None) -> None:
@@ -650,7 +655,7 @@ def _stage_design(
     if st.reward is not None:
         check_columns(df, [st.reward], f"{where} reward=")
     used, q_cols = _formula_columns(df, stages, k, outcome, when)
-    rows = np.flatnonzero(_applies_mask(st, df))
+    rows = np.flatnonzero(applies_mask(st, df))
     arms, a = _observed_arms(df, st, rows)
     check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
     check_used_columns(df, sorted(used), rows, where, covariates=True)
