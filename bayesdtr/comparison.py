@@ -101,7 +101,7 @@ def compare(
     >>> stages = [bd.Stage("A1", main="X1", contrast="1 + X1"),
     ...           bd.Stage("A2", main="X1 + X2 + A1", contrast="1 + X2")]
     >>> post = bd.DTRModel(df, stages, outcome="Y").fit(draws=200, chains=2, random_seed=1)
-    >>> tab = post.compare({"optimal": "optimal", "never": bd.Regime.static(A1=0, A2=0)})
+    >>> tab = compare(post, {"always": bd.Regime.static(A1=1, A2=1), "never": bd.Regime.static(A1=0, A2=0)})
     >>> list(tab.columns)[:3]
     ['mean', 'sd', 'hdi94_lb']
     """
