@@ -141,7 +141,7 @@ class CrossFit:
                 f"crossfit={folds} needs at least {2 * folds} units; the data have {design.n}. "
                 "Use fewer folds or crossfit=0 (the plug-in posterior)."
             )
-        root = post._child(f"crossfit/{folds}" if scheme == "crossfit" else f"{scheme}/{folds}/{start}")
+        root = post.child_seed(f"crossfit/{folds}" if scheme == "crossfit" else f"{scheme}/{folds}/{start}")
         s_folds, s_fits = root.spawn(2)
         labels = fold_labels(design, folds, np.random.default_rng(s_folds))
         settings = post.settings
@@ -212,7 +212,7 @@ class CrossFit:
         out = []
         for f, fold in enumerate(self.fold_list):
             rule = self.fold_rule(f, regime, kind)
-            seed = post._child(f"crossfit/{self.folds}/{f}/{method}/{regime.name}")
+            seed = post.child_seed(f"crossfit/{self.folds}/{f}/{method}/{regime.name}")
             if method == "q":
                 # Q-functions of the fixed fold rule, fitted on the held-out fold itself
                 ev = Induction(fold.test_design, settings, priors, fold.propensities, rule, seed, post.induction.samplers)
@@ -235,8 +235,8 @@ class CrossFit:
         n = post.design.n
         folds = self.contributions(regime, method, kind)
         out = np.empty(post.n_samples)
-        for idx in post._bb_chunks():
-            omega = post._bb_weights(idx)
+        for idx in post.bootstrap.chunks():
+            omega = post.bootstrap.weights(idx)
             num = np.zeros((len(idx), n))
             used = np.zeros(n, dtype=bool)
             den = np.zeros((len(idx), n)) if method == "ipw" else None

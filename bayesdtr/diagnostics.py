@@ -41,9 +41,9 @@ PROPENSITY_MIN = 0.02
 WEIGHT_ESS_MIN = 0.10
 
 
-def _summary_dataset(post: DTRPosterior, k: int):
+def summary_dataset(post: DTRPosterior, k: int):
     """Stage k's posterior without the ancestor index and the reference arm's structural zeros."""
-    ds = post._stage_posterior(k).drop_vars("ancestor", errors="ignore")
+    ds = post.stage_posterior(k + 1).drop_vars("ancestor", errors="ignore")
     ref = post.design.stages[k].arm_coord[0]
     return ds.drop_sel(arm=[ref]) if "arm" in ds.dims else ds
 
@@ -52,7 +52,7 @@ def summary_table(post: DTRPosterior, *, hdi_prob: float = HDI_PROB) -> pd.DataF
     """Posterior summary of every stage's outcome parameters (reference-arm zeros left out)."""
     frames = []
     for k, sd in enumerate(post.design.stages):
-        ds = _summary_dataset(post, k)
+        ds = summary_dataset(post, k)
         s = az.summary(ds, ci_prob=hdi_prob, ci_kind="hdi", round_to="none")
         s = s.apply(pd.to_numeric, errors="coerce")
         s.index = [f"{sd.treatment}::{i}" for i in s.index]

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from bayesdtr.comparison import values_of
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.exceptions import DataError, FitError, RegimeError, SpecificationError
 
@@ -56,7 +57,7 @@ _METHODS = ("q", "ipw", "aipw")
 
 
 # --------------------------------------------------------------------------- helpers
-def _hdi(x: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
+def hdi_bounds(x: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
     """HDI of the draws along the last axis of ``x`` (flattened)."""
     import arviz as az
 
@@ -66,7 +67,7 @@ def _hdi(x: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
 
 def _hdi_rows(draws: np.ndarray, prob: float = HDI_PROB) -> np.ndarray:
     """HDIs of each row of ``draws`` (rows, samples) -> (rows, 2)."""
-    return np.array([_hdi(r, prob) for r in draws]) if len(draws) else np.zeros((0, 2))
+    return np.array([hdi_bounds(r, prob) for r in draws]) if len(draws) else np.zeros((0, 2))
 
 
 def _check_post(post: Any) -> None:
@@ -425,7 +426,7 @@ def plot_contrasts_data(post: DTRPosterior, *, stage: int | str | None = None) -
         for arm in sd.arm_coord[1:]:
             for term in sd.contrast_terms:
                 v = psi.sel(arm=arm, contrast_term=term).values.ravel()
-                lo, hi = _hdi(v)
+                lo, hi = hdi_bounds(v)
                 rows.append(
                     {
                         "stage": sd.treatment,
@@ -505,7 +506,7 @@ def plot_regret_data(
     _check_post(post)
     regimes = _check_regimes(regimes)
     _check_method(method)
-    v = post._values_of(regimes, method)  # (regime, chain, draw), joint draws
+    v = values_of(post, regimes, method)  # (regime, chain, draw), joint draws
     regret = v.max("regime") - v
     df = regret.rename("regret").to_dataframe().reset_index()
     df["regime"] = pd.Categorical(df["regime"], categories=list(regimes), ordered=True)
@@ -583,14 +584,14 @@ def plot_shrinkage_data(post: DTRPosterior, *, stage: int | str) -> pd.DataFrame
         arm = sd.arms[j]
         per_unit = psi[:, j, :] @ sd.X_contrast.T  # (S, units)
         pooled = per_unit.mean(axis=1)
-        lo, hi = _hdi(pooled)
+        lo, hi = hdi_bounds(pooled)
         rows.append({"group": "pooled", "arm": arm, "n_units": sd.n_units, "mean": float(pooled.mean()), "hdi_lb": lo, "hdi_ub": hi})
         for g, level in enumerate(post.design.group_levels):
             mask = codes == g
             if not mask.any():
                 continue
             site = per_unit[:, mask].mean(axis=1) + fit.group_contrast[:, g, j - 1]
-            lo, hi = _hdi(site)
+            lo, hi = hdi_bounds(site)
             rows.append({"group": str(level), "arm": arm, "n_units": int(mask.sum()), "mean": float(site.mean()), "hdi_lb": lo, "hdi_ub": hi})
     return pd.DataFrame(rows)
 
@@ -652,10 +653,10 @@ def plot_shrinkage(post: DTRPosterior, *, stage: int | str, ax: Axes | None = No
 
 # --------------------------------------------------------------------------- diagnostics
 def _diagnostics_dataset(post: DTRPosterior, stage: int | str):
-    from bayesdtr.diagnostics import _summary_dataset
+    from bayesdtr.diagnostics import summary_dataset
 
     sd = post.design.stage(stage)
-    return sd, _summary_dataset(post, sd.position - 1)
+    return sd, summary_dataset(post, sd.position - 1)
 
 
 def plot_diagnostics_data(post: DTRPosterior, *, stage: int | str) -> pd.DataFrame:

@@ -5,40 +5,33 @@ from __future__ import annotations
 import os
 import warnings
 import zlib
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesdtr import comparison
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
-from bayesdtr.data.design import DTRDesign, StageDesign, materialize
+from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
 from bayesdtr.data.validate import (
-    check_frame,
-    check_new_data,
-    check_positive_int,
     check_probability,
-    new_group_codes,
 )
 from bayesdtr.diagnostics import weight_ess_message
 from bayesdtr.exceptions import (
-    DataError,
     FitError,
     PositivityWarning,
-    RegimeError,
-    SpecificationError,
 )
-from bayesdtr.inference.backward import FitSettings, Induction, regime_codes
+from bayesdtr.inference.backward import FitSettings, Induction
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
     best_arm,
-    posterior_mean,
     q_arms,
     q_linear,
     q_response,
-    select_arm,
 )
 from bayesdtr.io import (
     PosteriorParts,
@@ -49,7 +42,7 @@ from bayesdtr.io import (
 )
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
-from bayesdtr.values import weighted_value
+from bayesdtr.values import BootstrapWeights, q_value, weighted_value
 
 __all__ = ["DTRPosterior"]
 
@@ -95,11 +88,14 @@ class DTRPosterior:
         self._induction_seed = induction_seed
         self.source: str | None = None  # the file a loaded posterior came from
         self.fit_seconds = fit_seconds
-        self._inductions: dict[str, Induction] = {"optimal": induction}
-        self._keep: list[Regime] = []  # regimes whose id() keys the caches
-        self._values: dict[tuple[str, str, int], xr.DataArray] = {}
+        # caches keyed by Regime.key (a regime's definition; rule objects by identity, kept
+        # alive by the key itself, so no key is ever reused by another regime)
+        self._inductions: dict[Hashable, Induction] = {Regime.optimal().key: induction}
+        self._values: dict[tuple[Hashable, str, int, str], xr.DataArray] = {}
         self._crossfits: dict[tuple[int, str], CrossFit] = {}
         self._tree: xr.DataTree | None = None
+        #: The Bayesian-bootstrap weights every value of this posterior uses (same draw, same weights).
+        self.bootstrap = BootstrapWeights(seed, design.n, settings.total)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -124,69 +120,10 @@ class DTRPosterior:
         sd = self.design.stage(stage)
         return sd.position - 1, sd
 
-    def _rows(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
-        """Design of the rows to evaluate: observed units of the stage, or new data."""
-        if data is None:
-            rows = self.design.data.iloc[sd.units]
-            g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
-            return rows, sd.X_main, sd.X_contrast, g, sd.feasible
-        if not isinstance(data, pd.DataFrame):
-            raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
-        if sd.main_spec is None:  # read from a file: only the stored units can be evaluated
-            return self._stored_rows(sd, data)
-        where = f"data= for stage {sd.treatment!r}"
-        check_frame(data)
-        check_new_data(sd, data, where, {s.treatment: s.arms for s in self.design.stages[:k]}, self.design.data)
-        Xm = materialize(sd.main_spec, data, f"{where} (main)")
-        Xc = materialize(sd.contrast_spec, data, f"{where} (contrast)")
-        g = None
-        if self.design.group is not None:
-            if self.design.group not in data.columns:
-                raise DataError(
-                    f"{where} needs the group column {self.design.group!r}; use a level of it, or a "
-                    "new label to predict for a new group."
-                )
-            # unseen labels get a stable negative code, -1 - crc32(label): one effect per label
-            g = new_group_codes(
-                data[self.design.group], self.design.group_levels, self.design.group, where,
-                lambda v: zlib.crc32(str(v).encode()),
-            )
-        feas = np.ones((len(data), sd.n_arms), dtype=bool)
-        if sd.stage.feasible is not None:
-            from bayesdtr.data.design import _feasible_matrix
-
-            feas = _feasible_matrix(sd.stage, data, sd.arms)
-        return data, Xm, Xc, g, feas
-
-    def _obs_labels(self, rows: pd.DataFrame) -> np.ndarray:
-        """Labels of ``rows`` for the ``obs`` coordinate: the model's ``id=`` column when the rows
-        have it, else their index."""
-        ident = self.design.id
-        if ident is not None and ident in rows.columns:
-            return rows[ident].to_numpy()
-        return np.asarray(rows.index)
-
-    def _stored_rows(self, sd: StageDesign, data: pd.DataFrame):
-        """Rows of ``data`` that are the stage's stored units (same index label and the same value
-        in every column): their stored design rows. Anything else needs the caller's formulas."""
-        stored = self.design.data
-        rows = stored.iloc[sd.units]
-        if rows.index.is_unique and data.index.is_unique:
-            pos = rows.index.get_indexer(data.index)
-        elif data.index.equals(rows.index):  # repeated labels (id= data): the rows in order
-            pos = np.arange(len(rows))
-        else:
-            pos = np.array([-1])
-        same = (pos >= 0).all() and list(data.columns) == list(stored.columns) and _same_frame(data, rows.iloc[pos])
-        if not same:
-            raise SpecificationError(
-                f"This posterior was read from {self.source or 'a file'} without stages=, so it "
-                f"can evaluate stage {sd.treatment!r} only on its stored units (formulas read from "
-                "a file are never evaluated). To query new data, load it with your own stages: "
-                "bd.load(path, stages=[bd.Stage(...), ...]) (matched by treatment name)."
-            )
-        g = None if self.design.group_codes is None else self.design.group_codes[sd.units][pos]
-        return data, sd.X_main[pos], sd.X_contrast[pos], g, sd.feasible[pos]
+    def rows(self, stage: int | str, data: pd.DataFrame | None = None) -> StageRows:
+        """Design rows of ``stage`` for ``data`` (None: the stage's units); see :meth:`StageDesign.evaluate`."""
+        sd = self.design.stage(stage)
+        return sd.evaluate(data, self.design, source=self.source)
 
     def _chunks(self, n_rows: int, n_arms: int):
         step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
@@ -201,19 +138,19 @@ class DTRPosterior:
         units that reach the stage; new histories must have the stage's formula columns.
         """
         k, sd = self._stage(stage)
-        rows, Xm, Xc, g, _ = self._rows(k, sd, data)
-        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self._child(f"newgroup/{k}"))
+        rows, Xm, Xc, g, _ = self.rows(stage, data)
+        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self.child_seed(f"newgroup/{k}"))
         q = q_response(q, self.induction.family(k))
         return xr.DataArray(
             self._reshape(q),
             dims=("chain", "draw", "obs", "arm"),
-            coords={**self._coords(), "obs": self._obs_labels(rows), "arm": sd.arm_coord},
+            coords={**self._coords(), "obs": self.design.obs_labels(rows), "arm": sd.arm_coord},
             name=f"Q_{sd.treatment}",
         )
 
     def _optimal_codes(self, k: int, sd: StageDesign, data: pd.DataFrame | None):
-        rows, Xm, Xc, g, feas = self._rows(k, sd, data)
-        new_groups = self._child(f"newgroup/{k}")
+        rows, Xm, Xc, g, feas = self.rows(k + 1, data)
+        new_groups = self.child_seed(f"newgroup/{k}")
         out = np.empty((self.n_samples, len(rows)), dtype=np.int64)
         for idx in self._chunks(len(rows), sd.n_arms):
             out[idx] = best_arm(q_arms(sd, self.fits[k], idx, Xm, Xc, g, new_groups), feas)[0]
@@ -227,7 +164,7 @@ class DTRPosterior:
         return xr.DataArray(
             self._reshape(labels),
             dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": self._obs_labels(rows)},
+            coords={**self._coords(), "obs": self.design.obs_labels(rows)},
             name=f"optimal_{sd.treatment}",
         )
 
@@ -248,17 +185,17 @@ class DTRPosterior:
         else:
             rows, codes = self._optimal_codes(k, sd, data)
             counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
-        out = pd.DataFrame(counts, index=pd.Index(self._obs_labels(rows)), columns=pd.Index(sd.arms, name="arm"))
+        out = pd.DataFrame(counts, index=pd.Index(self.design.obs_labels(rows)), columns=pd.Index(sd.arms, name="arm"))
         out.index.name = "obs"
         return out
 
     def coef(self, stage: int | str) -> xr.Dataset:
         """Posterior of a stage's coefficients: ``beta`` (main_term) and ``psi`` (arm, contrast_term)."""
-        k, sd = self._stage(stage)
-        return self._stage_posterior(k)[["beta", "psi"]]
+        return self.stage_posterior(stage)[["beta", "psi"]]
 
     # ------------------------------------------------------------------ values
-    def _child(self, key: str) -> np.random.SeedSequence:
+    def child_seed(self, key: str) -> np.random.SeedSequence:
+        """A child of the posterior's seed named by ``key`` (the same key gives the same seed)."""
         h = zlib.crc32(key.encode())
         return np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=tuple(self._seed.spawn_key) + (h,))
 
@@ -266,7 +203,7 @@ class DTRPosterior:
         """Backward induction that follows ``regime`` (the last stage's draws are shared)."""
         if regime.is_optimal:
             return self.induction
-        key = _regime_key(regime)
+        key = regime.key
         if key in self._inductions:
             return self._inductions[key]
         ind = Induction(
@@ -275,41 +212,12 @@ class DTRPosterior:
             self.priors,
             self.propensities,
             regime,
-            self._child(f"regime/{regime.name}"),
+            self.child_seed(f"regime/{regime.name}"),
             self.induction.samplers,
         )
         ind.run(last=self.fits[-1])
         self._inductions[key] = ind
-        self._keep.append(regime)
         return ind
-
-    @property
-    def _bb_block(self) -> int:
-        """Draws per block of Bayesian-bootstrap weights (about 4e6 weights a block)."""
-        return int(max(1, min(256, 4_000_000 // max(1, self.design.n))))
-
-    def _bb_chunks(self):
-        """Chunks of draws aligned with the Bayesian-bootstrap blocks."""
-        b = self._bb_block
-        for start in range(0, self.n_samples, b):
-            yield np.arange(start, min(self.n_samples, start + b))
-
-    def _bb_weights(self, idx: np.ndarray) -> np.ndarray:
-        """Bayesian-bootstrap weights (mean 1) of the units for draws ``idx``.
-
-        Generated in fixed blocks of draws from the posterior's seed, so every regime and
-        method sees the same weights for the same draw (a joint posterior over regimes).
-        """
-        n, size = self.design.n, self._bb_block
-        out = np.empty((len(idx), n), dtype=np.float32)
-        blocks = idx // size
-        for b in np.unique(blocks):
-            rng = np.random.default_rng(np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=(7, int(b))))
-            w = rng.standard_exponential(size=(size, n), dtype=np.float32)
-            rows = blocks == b
-            out[rows] = w[idx[rows] % size]
-        out /= out.mean(axis=1, keepdims=True)
-        return out
 
     def value(
         self,
@@ -397,7 +305,7 @@ class DTRPosterior:
             method = "aipw" if folds and has_prop else "q"
         if method not in ("q", "ipw", "aipw"):
             raise FitError(f"method={method!r} is not one of ['q', 'ipw', 'aipw'] (or None for the default).")
-        key = (_regime_key(reg), method, folds, split if folds else "")
+        key = (reg.key, method, folds, split if folds else "")
         if key not in self._values:
             attrs: dict = {"method": method, "crossfit": folds, "split": split if folds else "none"}
             if folds:
@@ -410,9 +318,7 @@ class DTRPosterior:
             else:
                 ind = self.induction_for(reg)
                 if method == "q":
-                    vals = np.empty(self.n_samples)
-                    for idx in self._bb_chunks():
-                        vals[idx] = np.sum(self._bb_weights(idx) * ind.stage1_values(idx), axis=1) / self.design.n
+                    vals = q_value(self.bootstrap, ind)
                 else:
                     ess = np.empty(self.n_samples)
                     vals = weighted_value(self, ind, method, ess=ess)
@@ -452,25 +358,10 @@ class DTRPosterior:
             self._crossfits[(folds, split)] = CrossFit(self, folds, "online" if split == "online" else "crossfit", start)
         return self._crossfits[(folds, split)]
 
-    # ------------------------------------------------------------------ comparisons
-    def _values_of(self, regimes: dict[str, Regime | str], method: str, crossfit: int | str | None = "auto") -> xr.DataArray:
-        if not isinstance(regimes, dict) or not regimes:
-            raise RegimeError(
-                "regimes must be a non-empty dict {label: regime}, e.g. "
-                "{'optimal': 'optimal', 'always 1': bd.Regime.static(A1=1, A2=1)}."
-            )
-        vals = [self.value(r, method=method, crossfit=crossfit) for r in regimes.values()]  # type: ignore[arg-type]
-        return xr.concat(vals, dim=xr.DataArray(list(regimes), dims="regime", name="regime")).rename("value")
-
+    # ------------------------------------------------------------------ comparisons (bayesdtr.comparison)
     def differences(self, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q") -> xr.DataArray:
-        """Pairwise value differences V(regime) - V(regime_other): dims (regime, regime_other, chain, draw).
-
-        All regimes share the posterior draws and the Bayesian-bootstrap weights, so the
-        differences are draws of the joint posterior.
-        """
-        v = self._values_of(regimes, method)
-        other = v.rename(regime="regime_other")
-        return (v - other).transpose("regime", "regime_other", "chain", "draw").rename("difference")
+        """Pairwise value differences (regime, regime_other, chain, draw); see :func:`bayesdtr.comparison.differences`."""
+        return comparison.differences(self, regimes, method=method)
 
     def compare(
         self,
@@ -480,27 +371,9 @@ class DTRPosterior:
         hdi_prob: float = HDI_PROB,
         crossfit: int | Literal["auto"] | None = "auto",
     ) -> pd.DataFrame:
-        """Compare regimes by their value posteriors.
+        """Compare regimes by their value posteriors (mean, sd, HDI, P(best), expected regret).
 
-        ``crossfit`` is passed to :meth:`value`: learned rules (``"optimal"``, ``post.rule()``) are
-        valued by sample splitting unless ``crossfit=0``.
-
-        Returns
-        -------
-        pandas.DataFrame
-            One row per regime (in the given order): posterior ``mean``, ``sd``, the HDI,
-            ``p_best`` (P(regime has the highest value); a draw in which several regimes tie
-            for the highest value counts 1/t for each of the t tied regimes, so identical
-            regimes share it evenly), ``expected_regret``
-            (E[max_r V(r) - V(regime)], against the per-draw best), and ``p_better_than_first``
-            (P(V(regime) > V(first regime))). See :meth:`differences` for the joint draws.
-
-        Notes
-        -----
-        ``"optimal"`` is the per-draw argmax, which nearly dominates any fixed regime draw by
-        draw: its P(best) against static regimes is close to 1 by construction, and with
-        ``method="q"`` its value is optimistic when the outcome models are wrong. Compare with
-        ``method="aipw"``, or, in simulations, with ``scenario.true_value(post.rule())``.
+        See :func:`bayesdtr.comparison.compare`.
 
         Examples
         --------
@@ -514,89 +387,18 @@ class DTRPosterior:
         >>> list(tab.columns)[:3]
         ['mean', 'sd', 'hdi94_lb']
         """
-        import arviz as az
+        return comparison.compare(self, regimes, method=method, hdi_prob=hdi_prob, crossfit=crossfit)
 
-        check_probability(hdi_prob, "hdi_prob=", FitError)
-        v = self._values_of(regimes, method, crossfit)
-        flat = v.values.reshape(len(regimes), -1)
-        best = flat.max(axis=0)
-        tied = flat == best[None, :]
-        share = tied / tied.sum(axis=0, keepdims=True)  # a tie splits the draw evenly
-        lab = f"hdi{round(hdi_prob * 100)}"
-        rows = []
-        for i, name in enumerate(regimes):
-            lo, hi = np.asarray(az.hdi(flat[i], prob=hdi_prob)).ravel()[:2]
-            rows.append(
-                {
-                    "regime": name,
-                    "mean": flat[i].mean(),
-                    "sd": flat[i].std(ddof=1),
-                    f"{lab}_lb": float(lo),
-                    f"{lab}_ub": float(hi),
-                    "p_best": float(np.mean(share[i])),
-                    "expected_regret": float(np.mean(best - flat[i])),
-                    "p_better_than_first": float(np.mean(flat[i] > flat[0])) if i else np.nan,
-                }
-            )
-        return pd.DataFrame(rows).set_index("regime")
-
-    # ------------------------------------------------------------------ patient level
     def predict_outcome(self, regime: Regime | str, data: pd.DataFrame | None = None) -> xr.DataArray:
-        r"""Posterior predictive of each unit's return (rewards + final outcome) under ``regime``.
+        """Posterior predictive of each unit's return under ``regime``: (chain, draw, obs).
 
-        For draw s, :math:`G^{*(s)} = Q_1^{d,(s)}(H_1, d_1(H_1)) + \varepsilon^{(s)}` with
-        Gaussian noise whose SD is the stage-1 residual SD (pseudo-outcomes ``"predictive"`` and
-        ``"augmented"`` keep the later stages' noise in them), or the root sum of squares of the
-        stages' residual SDs (``"mean"``, whose pseudo-outcomes drop it). A Bernoulli outcome is
-        drawn as Bernoulli(Q_1) (Q_1 is then a probability). ``data=None`` predicts for the observed units from their
-        baseline history; ``data`` gives new stage-1 histories.
-
-        Returns
-        -------
-        xarray.DataArray
-            Dims (chain, draw, obs).
+        See :func:`bayesdtr.comparison.predict_outcome`.
         """
-        reg = as_regime(regime)
-        ind = self.induction_for(reg)
-        sd = self.design.stages[0]
-        if sd.n_units != self.design.n and data is None:
-            raise FitError("predict_outcome needs stage 1 to apply to every unit.")
-        rows, Xm, Xc, g, feas = self._rows(0, sd, data)
-        rng = np.random.default_rng(self._child(f"predict/{reg.name}"))
-        idx = np.arange(self.n_samples)
-        q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, self._child("newgroup/0")), ind.family(0))
-        if reg.follows_optimal(sd.treatment):
-            mean = best_arm(q, feas)[1]
-        else:
-            mean = select_arm(q, regime_codes(reg, sd, rows, feas))
-        if self.design.family == "bernoulli":
-            draw = (rng.random(mean.shape) < np.clip(mean, 0.0, 1.0)).astype(float)
-        else:
-            if self.settings.propagation == "mean":
-                # pseudo-outcomes drop later stages' noise: add it back, following the ancestors
-                var = np.zeros(self.n_samples)
-                anc = idx
-                for k, f in enumerate(ind.fits):
-                    var += f.sigma[anc] ** 2  # type: ignore[index]
-                    if k < ind.K - 1:
-                        anc = f.ancestor[anc]  # type: ignore[index]
-            else:
-                var = ind.fits[0].sigma ** 2  # type: ignore[operator]
-            draw = mean + np.sqrt(var)[:, None] * rng.standard_normal(mean.shape)
-        return xr.DataArray(
-            self._reshape(draw),
-            dims=("chain", "draw", "obs"),
-            coords={**self._coords(), "obs": self._obs_labels(rows)},
-            name=f"predicted[{reg.name}]",
-        )
+        return comparison.predict_outcome(self, regime, data)
 
     def prob_better(self, regime_a: Regime | str, regime_b: Regime | str, data: pd.DataFrame | None = None) -> pd.Series:
-        """P(G under regime_a > G under regime_b) for each unit (posterior predictive)."""
-        a = self.predict_outcome(regime_a, data)
-        b = self.predict_outcome(regime_b, data)
-        out = (a > b).mean(("chain", "draw")).to_series()
-        out.name = "prob_better"
-        return out
+        """P(G under regime_a > G under regime_b) for each unit; see :func:`bayesdtr.comparison.prob_better`."""
+        return comparison.prob_better(self, regime_a, regime_b, data)
 
     def rule(self, kind: Literal["map", "mean"] = "map", *, max_draws: int = 200) -> Regime:
         """A point rule from the posterior, as a :class:`~bayesdtr.Regime` that prints.
@@ -608,20 +410,16 @@ class DTRPosterior:
         summaries, and ``post.rule().table()`` the recommended arm per unit (see
         :class:`bayesdtr.rules.EstimatedRule`).
         """
-        from bayesdtr.rules import EstimatedRule
+        from bayesdtr.rules import estimate_rule
 
-        if kind not in ("map", "mean"):
-            raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
-        check_positive_int(max_draws, "max_draws=", FitError)
-        idx = np.unique(np.linspace(0, self.n_samples - 1, min(max_draws, self.n_samples)).astype(int))
-        rules = {}
-        for k, sd in enumerate(self.design.stages):
-            rules[sd.treatment] = _PointRule(self, k, sd, idx, kind)
-        return EstimatedRule(self, rules, kind=kind, n_draws=len(idx))
+        return estimate_rule(self, kind, max_draws=max_draws)
 
     # ------------------------------------------------------------------ tables
-    def _stage_posterior(self, k: int) -> xr.Dataset:
-        return stage_posterior_dataset(self.design.stages[k], self.fits[k], self.design.group_levels)
+    def stage_posterior(self, stage: int | str) -> xr.Dataset:
+        """Every posterior variable of one stage's outcome model (coefficients, sigma, group
+        effects, ancestor), dims ``chain``, ``draw``; as stored under ``/stage_k/posterior``."""
+        k, sd = self._stage(stage)
+        return stage_posterior_dataset(sd, self.fits[k], self.design.group_levels)
 
     def summary(self, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """Posterior summary of every stage's parameters: mean, sd, HDI, ESS and R-hat."""
@@ -718,55 +516,3 @@ class DTRPosterior:
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"
         )
-
-
-def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
-    """Equal values row by row and column by column (missing equal to missing, any dtypes)."""
-    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
-    if a.equals(b):
-        return True
-    for c in b.columns:
-        x, y = a[c], b[c]
-        na_x, na_y = x.isna().to_numpy(), y.isna().to_numpy()
-        if not np.array_equal(na_x, na_y):
-            return False
-        u, v = x.to_numpy(dtype=object)[~na_x], y.to_numpy(dtype=object)[~na_y]
-        if not all(p == q for p, q in zip(u, v, strict=True)):
-            return False
-    return True
-
-
-def _regime_key(regime: Regime) -> str:
-    return "optimal" if regime.is_optimal else f"{regime.name}#{id(regime)}"
-
-
-class _PointRule:
-    """Callable rule df -> arm labels from a posterior (see :meth:`DTRPosterior.rule`)."""
-
-    def __init__(self, post: DTRPosterior, k: int, sd: StageDesign, idx: np.ndarray, kind: str) -> None:
-        self.post, self.k, self.sd, self.idx, self.kind = post, k, sd, idx, kind
-
-    def __call__(self, df: pd.DataFrame) -> np.ndarray:
-        post, sd = self.post, self.sd
-        rows, Xm, Xc, g, feas = post._rows(self.k, sd, df)
-        new_groups: np.random.SeedSequence | None = post._child(f"newgroup/{self.k}")
-        fit = post.fits[self.k]
-        idx = self.idx
-        if self.kind == "mean":
-            new_groups = None  # a new group's effect at its mean, 0
-            # the linear predictor is linear in the parameters: its posterior mean is its value at
-            # the posterior means (on the probability scale of a Bernoulli stage, approximately)
-            fit = posterior_mean(fit)
-            idx = np.zeros(1, dtype=np.int64)
-        codes = np.zeros(len(rows), dtype=np.int64)
-        step = max(1, 4_000_000 // max(1, len(idx) * sd.n_arms))
-        for start in range(0, len(rows), step):
-            sl = slice(start, start + step)
-            gg = None if g is None else g[sl]
-            best = best_arm(q_arms(sd, fit, idx, Xm[sl], Xc[sl], gg, new_groups), feas[sl])[0]
-            if self.kind == "mean":
-                codes[sl] = best[0]
-            else:
-                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])[:, None, :]
-                codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
-        return sd.arm_coord[codes]

@@ -14,7 +14,7 @@ string ``"optimal"`` to follow the argmax there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,11 @@ class Regime:
                 f"{type(name).__name__} {name!r:.40}. Pass e.g. name='treat if x1 > 0'."
             )
         self.name = name or self._default_name()
+        # what each stage's rule is, for :attr:`key`: a definition where the constructor knows one
+        # (static arm, threshold), else the rule object itself (compared by identity)
+        self._rule_keys: dict[str, Hashable] = {
+            stage: ("optimal",) if isinstance(rule, str) else rule for stage, rule in (self._rules or {}).items()
+        }
         #: How an estimated rule was learned from a posterior ("map" or "mean"; None for a rule
         #: given by the user). Cross-fitting re-learns such a rule on each fold the same way.
         self.learned: str | None = None
@@ -121,6 +126,8 @@ class Regime:
         rules = {stage: _constant_rule(arm) for stage, arm in arms.items()}
         reg = cls(rules, name=name or "static(" + ", ".join(f"{k}={v}" for k, v in arms.items()) + ")")
         reg._static_arms = dict(arms)
+        for stage, arm in arms.items():
+            reg._rule_keys[stage] = _definition(("static", type(arm).__name__, _scalar(arm)), reg._rule_keys[stage])
         return reg
 
     @classmethod
@@ -188,12 +195,37 @@ class Regime:
                 )
             return np.where(x.to_numpy(dtype=float) > cutoff, above, below)
 
-        return cls(
+        reg = cls(
             {stage: rule},
             name=name or f"threshold({stage}: {column} > {cutoff:g} -> {above}, else {below})",
         )
+        definition = ("threshold", column, _scalar(cutoff), type(above).__name__, _scalar(above),
+                      type(below).__name__, _scalar(below))  # fmt: skip
+        reg._rule_keys[stage] = _definition(definition, rule)
+        return reg
 
     # ----------------------------------------------------------------- behaviour
+    @property
+    def key(self) -> Hashable:
+        """A hashable key of what the regime does; posteriors cache values and fits under it.
+
+        Two regimes with the same name whose stages have the same definitions share a key: static
+        arms and thresholds are compared by value, other rules (callables) by identity (the key
+        holds the rule objects, so they stay alive as long as a cache holds the key). Every
+        optimal regime has the key ``("optimal",)``.
+
+        Examples
+        --------
+        >>> import bayesdtr as bd
+        >>> bd.Regime.static(A1=1, A2=0).key == bd.Regime.static(A1=1, A2=0).key
+        True
+        >>> bd.Regime.static(A1=1, A2=0).key == bd.Regime.static(A1=1, A2=1).key
+        False
+        """
+        if self.is_optimal:
+            return ("optimal",)
+        return (self.name, self.learned, tuple(sorted(self._rule_keys.items(), key=lambda kv: kv[0])))
+
     @property
     def is_optimal(self) -> bool:
         """True when every stage follows the optimal rule."""
@@ -302,6 +334,7 @@ class Regime:
         merged = Regime({**self._rules, **other._rules}, name=f"{self.name} | {other.name}")
         if self.static_arms is not None and other.static_arms is not None:
             merged._static_arms = {**self.static_arms, **other.static_arms}
+        merged._rule_keys = {**self._rule_keys, **other._rule_keys}
         return merged
 
     def _default_name(self) -> str:
@@ -329,6 +362,20 @@ def _align(out: pd.Series, data: pd.DataFrame, treatment: str, name: str) -> np.
         f"{lacking}). Series are matched by index label: build it from the DataFrame the rule "
         "receives (e.g. (df.x1 > 0).astype(int)), or return .to_numpy() in row order."
     )
+
+
+def _scalar(value: Any) -> Any:
+    """A plain Python scalar for a numpy scalar or 0-d array (hashable), else ``value``."""
+    return value.item() if isinstance(value, np.generic | np.ndarray) else value
+
+
+def _definition(definition: tuple, rule: Hashable) -> Hashable:
+    """``definition`` when it is hashable, else the rule object itself (compared by identity)."""
+    try:
+        hash(definition)
+    except TypeError:
+        return rule
+    return definition
 
 
 def _constant_rule(arm: Any) -> Callable[[pd.DataFrame], np.ndarray]:

@@ -108,7 +108,7 @@ def _fmt(v: Any) -> str:
 
 
 def _hdi(x: np.ndarray) -> tuple[float, float]:
-    from bayesdtr.plotting import _hdi as hdi
+    from bayesdtr.plotting import hdi_bounds as hdi
 
     return hdi(x)
 

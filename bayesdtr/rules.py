@@ -18,19 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from bayesdtr.data.design import StageDesign
-from bayesdtr.exceptions import DataError, SpecificationError
+from bayesdtr.data.validate import check_positive_int
+from bayesdtr.exceptions import DataError, FitError, SpecificationError
+from bayesdtr.inference.draws import best_arm, posterior_mean, q_arms
 from bayesdtr.regimes import Regime, Rule
 
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["EstimatedRule", "StageRule", "stage_rule", "format_number", "linear_text"]
+__all__ = ["EstimatedRule", "PointRule", "StageRule", "estimate_rule", "stage_rule", "format_number", "linear_text"]
 
 #: P(optimal) above which a unit's recommendation counts as clear-cut.
 CLEAR_CUT = 0.9
@@ -202,7 +204,7 @@ def stage_rule(rule: EstimatedRule, stage: int | str) -> StageRule:
     k = sd.position - 1
     psi = post.coef(sd.treatment)["psi"].mean(("chain", "draw")).values
     rows = post.design.data.iloc[sd.units]
-    labels = pd.Index(post._obs_labels(rows), name="obs")
+    labels = pd.Index(post.design.obs_labels(rows), name="obs")
     arm = pd.Series(np.asarray(rule.assign(sd.treatment, rows)), index=labels, name=sd.treatment)
     po = post.prob_optimal(sd.treatment)
     po.index = labels
@@ -211,8 +213,6 @@ def stage_rule(rule: EstimatedRule, stage: int | str) -> StageRule:
         po.to_numpy()[np.arange(len(codes)), codes], index=labels, name="agreement"
     )
     # the posterior-mean linear rule on the same units (with feasible sets; no group effects)
-    from bayesdtr.inference.draws import best_arm
-
     lin = psi @ sd.X_contrast.T  # (arm, unit)
     lin_codes = best_arm(lin[:, None, :], sd.feasible)[0][0]
     group_contrast = post.fits[k].group_contrast is not None
@@ -328,7 +328,7 @@ class EstimatedRule(Regime):
                     f"stages= must be a list of stage numbers or treatment names; got {stages!r}."
                 )
             wanted = [design.stage(s) for s in stages]
-        index = pd.Index(post._obs_labels(design.data if data is None else data), name="obs")
+        index = pd.Index(post.design.obs_labels(design.data if data is None else data), name="obs")
         frames = []
         for sd in wanted:
             if data is None:
@@ -379,6 +379,59 @@ class EstimatedRule(Regime):
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython / Jupyter display
         p.text(self.text())
+
+
+def estimate_rule(post: DTRPosterior, kind: Literal["map", "mean"] = "map", *, max_draws: int = 200) -> EstimatedRule:
+    """The point rule of :meth:`DTRPosterior.rule`: per stage a :class:`PointRule` over thinned draws.
+
+    ``"map"`` gives each history the arm most often optimal across at most ``max_draws`` evenly
+    spaced posterior draws; ``"mean"`` maximizes the posterior-mean Q-function.
+
+    Raises
+    ------
+    FitError
+        ``kind`` is not ``"map"`` or ``"mean"``, or ``max_draws`` is not a positive integer.
+    """
+    if kind not in ("map", "mean"):
+        raise FitError(f"kind={kind!r} is not one of ['map', 'mean'].")
+    check_positive_int(max_draws, "max_draws=", FitError)
+    idx = np.unique(np.linspace(0, post.n_samples - 1, min(max_draws, post.n_samples)).astype(int))
+    rules = {}
+    for k, sd in enumerate(post.design.stages):
+        rules[sd.treatment] = PointRule(post, k, sd, idx, kind)
+    return EstimatedRule(post, rules, kind=kind, n_draws=len(idx))
+
+
+class PointRule:
+    """Callable rule df -> arm labels of one stage from a posterior (see :func:`estimate_rule`)."""
+
+    def __init__(self, post: DTRPosterior, k: int, sd: StageDesign, idx: np.ndarray, kind: str) -> None:
+        self.post, self.k, self.sd, self.idx, self.kind = post, k, sd, idx, kind
+
+    def __call__(self, df: pd.DataFrame) -> np.ndarray:
+        post, sd = self.post, self.sd
+        rows, Xm, Xc, g, feas = post.rows(self.k + 1, df)
+        new_groups: np.random.SeedSequence | None = post.child_seed(f"newgroup/{self.k}")
+        fit = post.fits[self.k]
+        idx = self.idx
+        if self.kind == "mean":
+            new_groups = None  # a new group's effect at its mean, 0
+            # the linear predictor is linear in the parameters: its posterior mean is its value at
+            # the posterior means (on the probability scale of a Bernoulli stage, approximately)
+            fit = posterior_mean(fit)
+            idx = np.zeros(1, dtype=np.int64)
+        codes = np.zeros(len(rows), dtype=np.int64)
+        step = max(1, 4_000_000 // max(1, len(idx) * sd.n_arms))
+        for start in range(0, len(rows), step):
+            sl = slice(start, start + step)
+            gg = None if g is None else g[sl]
+            best = best_arm(q_arms(sd, fit, idx, Xm[sl], Xc[sl], gg, new_groups), feas[sl])[0]
+            if self.kind == "mean":
+                codes[sl] = best[0]
+            else:
+                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])[:, None, :]
+                codes[sl] = best_arm(counts.astype(float), np.ones_like(feas[sl]))[0][0]
+        return sd.arm_coord[codes]
 
 
 def _stage_columns(sd: StageDesign, group: str | None = None) -> set[str]:

@@ -20,6 +20,7 @@ propensity or the Q-models are right; its disagreement with ``method="q"`` is a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,74 @@ from bayesdtr.inference.draws import PropensityDraws, select_arm
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
 
-__all__ = ["check_propensities", "pool", "unit_terms", "weighted_value"]
+__all__ = ["BootstrapWeights", "check_propensities", "pool", "q_value", "unit_terms", "weighted_value"]
+
+#: Weights generated per block of draws, at most (fewer draws per block for many units).
+BLOCK_WEIGHTS = 4_000_000
+
+
+class BootstrapWeights:
+    r"""The Bayesian-bootstrap weights of a posterior: Dirichlet(1, ..., 1) times n, per draw.
+
+    Draw s gives unit i the weight :math:`\omega_i^{(s)} = E_i / \bar E` with
+    :math:`E_i` standard exponential (so the weights have mean 1). They are generated in fixed
+    blocks of draws, each block from its own child of the posterior's seed, so every regime,
+    method and fold sees the same weights for the same draw (a joint posterior over regimes),
+    whatever chunk of draws asks for them.
+
+    Parameters
+    ----------
+    seed : numpy.random.SeedSequence
+        The posterior's seed (only its entropy is used).
+    n_units : int
+        Number of units weighted.
+    n_samples : int
+        Number of posterior draws (chains x draws).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bb = BootstrapWeights(np.random.SeedSequence(1), n_units=5, n_samples=3)
+    >>> w = bb.weights(np.arange(3))
+    >>> w.shape, bool(np.allclose(w.mean(axis=1), 1.0))
+    ((3, 5), True)
+    >>> [c.tolist() for c in bb.chunks()]
+    [[0, 1, 2]]
+    """
+
+    def __init__(self, seed: np.random.SeedSequence, n_units: int, n_samples: int) -> None:
+        self.entropy = seed.entropy
+        self.n_units = int(n_units)
+        self.n_samples = int(n_samples)
+        #: Draws per block (about 4e6 weights a block, at most 256 draws).
+        self.block = int(max(1, min(256, BLOCK_WEIGHTS // max(1, self.n_units))))
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Chunks of draw indices aligned with the blocks (each chunk one block)."""
+        for start in range(0, self.n_samples, self.block):
+            yield np.arange(start, min(self.n_samples, start + self.block))
+
+    def weights(self, idx: np.ndarray) -> np.ndarray:
+        """Weights (float32, mean 1 per draw) of the units for draws ``idx``: (len(idx), n_units)."""
+        n, size = self.n_units, self.block
+        out = np.empty((len(idx), n), dtype=np.float32)
+        blocks = idx // size
+        for b in np.unique(blocks):
+            rng = np.random.default_rng(np.random.SeedSequence(entropy=self.entropy, spawn_key=(7, int(b))))
+            w = rng.standard_exponential(size=(size, n), dtype=np.float32)
+            rows = blocks == b
+            out[rows] = w[idx[rows] % size]
+        out /= out.mean(axis=1, keepdims=True)
+        return out
+
+
+def q_value(weights: BootstrapWeights, ind: Induction) -> np.ndarray:
+    r"""Value draws by the Q-functions (flat, one per draw): :math:`\frac1n \sum_i \omega_i^{(s)}
+    Q_1^{d,(s)}(H_i, d_1(H_i))`, the regime of ``ind`` followed by its own backward induction."""
+    out = np.empty(weights.n_samples)
+    for idx in weights.chunks():
+        out[idx] = np.sum(weights.weights(idx) * ind.stage1_values(idx), axis=1) / weights.n_units
+    return out
 
 
 def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.ndarray | None = None) -> np.ndarray:
@@ -42,8 +110,8 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.n
     """
     check_propensities(post.design, post.propensities, method)
     out = np.empty(post.n_samples)
-    for idx in post._bb_chunks():
-        omega = post._bb_weights(idx)
+    for idx in post.bootstrap.chunks():
+        omega = post.bootstrap.weights(idx)
         num, ratio = unit_terms(ind, post.propensities, idx, method)
         if ess is not None:
             w = omega * ratio

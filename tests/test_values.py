@@ -221,7 +221,7 @@ def test_ipw_matches_hajek_estimator_with_known_propensities():
     v = post.value(reg, method="ipw").values.ravel()
     df = m.data
     consistent = ((df.A1 == "MR") & (df.A2 == "CD")).to_numpy()
-    w = post._bb_weights(np.arange(3))
+    w = post.bootstrap.weights(np.arange(3))
     expect = (w * consistent * df["y"].to_numpy()).sum(1) / (w * consistent).sum(1)
     np.testing.assert_allclose(v[:3], expect, rtol=1e-6)
 

@@ -31,7 +31,7 @@ def coefficient_rule(design: Any, coefs: list[np.ndarray], *, name: str) -> Regi
     terms of each non-reference arm), as in :func:`bayesdtr.baselines.qlearning`. The rule
     evaluates the stage formulas on new histories and respects feasible sets.
     """
-    from bayesdtr.data.design import _feasible_matrix, materialize
+    from bayesdtr.data.design import materialize
 
     def make(sd: Any, theta: np.ndarray) -> Callable[[pd.DataFrame], np.ndarray]:
         def rule(df: pd.DataFrame) -> np.ndarray:
@@ -42,7 +42,7 @@ def coefficient_rule(design: Any, coefs: list[np.ndarray], *, name: str) -> Regi
                 [sd.full_design(Xm, Xc, np.full(len(df), j)) @ theta for j in range(sd.n_arms)]
             )
             if sd.stage.feasible is not None:
-                q = np.where(_feasible_matrix(sd.stage, df, sd.arms), q, -np.inf)
+                q = np.where(sd.feasible_of(df), q, -np.inf)
             return sd.arm_coord[np.argmax(q, axis=1)]
 
         return rule

@@ -14,42 +14,40 @@ import dataclasses
 import hashlib
 import re
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import formulaic
 import numpy as np
 import pandas as pd
-from formulaic.errors import DataMismatchWarning
-from formulaic.transforms import TRANSFORMS
-from formulaic.utils.variables import get_required_variables
 
+from bayesdtr.data.matrices import (
+    arm_levels,
+    check_columns,
+    check_no_nan,
+    check_positivity,
+    feasible_matrix,
+    formula_vars,
+    materialize,
+    model_matrix,
+    rows_text,
+)
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.data.validate import (
     categorical_levels,
-    check_finite_design,
     check_frame,
+    check_new_data,
     check_rank,
-    check_terms,
     check_time_order,
     check_timeline,
     check_used_columns,
-    missing_column_hint,
+    new_group_codes,
     normalize_strings,
 )
 from bayesdtr.exceptions import DataError, SpecificationError
 
-__all__ = ["StageDesign", "DTRDesign", "build_design", "materialize", "rows_text"]
-
-
-def rows_text(index: Sequence[Any], limit: int = 8) -> str:
-    """Format row labels for an error message, e.g. ``[3, 17, 42] (3 rows)``."""
-    idx = list(index)
-    shown = ", ".join(repr(i.item() if isinstance(i, np.generic) else i) for i in idx[:limit])
-    if len(idx) > limit:
-        shown += ", ..."
-    return f"[{shown}] ({len(idx)} row{'s' if len(idx) != 1 else ''})"
+__all__ = ["StageDesign", "StageRows", "DTRDesign", "applies_mask", "build_design", "materialize", "rows_text"]
 
 
 def arm_array(arms: Sequence[Any]) -> np.ndarray:
@@ -57,6 +55,33 @@ def arm_array(arms: Sequence[Any]) -> np.ndarray:
     if any(isinstance(a, str) for a in arms):
         return np.asarray([str(a) for a in arms], dtype=object)
     return np.asarray(arms)
+
+
+@dataclass(frozen=True)
+class StageRows:
+    """The design rows of one stage for some histories: what a Q-function is evaluated on.
+
+    Attributes
+    ----------
+    rows : pandas.DataFrame
+        The histories (the stage's units of the data, or new data as given).
+    X_main, X_contrast : ndarray
+        Main-effect and contrast design matrices of ``rows``.
+    group_codes : ndarray of int or None
+        Group codes (a label unseen in the data gets ``-1 - crc32(label)``); None without groups.
+    feasible : ndarray of bool
+        (rows, arms) feasibility of each arm.
+    """
+
+    rows: pd.DataFrame
+    X_main: np.ndarray
+    X_contrast: np.ndarray
+    group_codes: np.ndarray | None
+    feasible: np.ndarray
+
+    def __iter__(self):
+        """Unpack as ``rows, X_main, X_contrast, group_codes, feasible``."""
+        return iter((self.rows, self.X_main, self.X_contrast, self.group_codes, self.feasible))
 
 
 @dataclass
@@ -133,6 +158,98 @@ class StageDesign:
     def X(self) -> np.ndarray:
         """Regression design of the observed arms."""
         return self.full_design(self.X_main, self.X_contrast, self.a)
+
+    def feasible_of(self, data: pd.DataFrame) -> np.ndarray:
+        """(rows, arms) feasibility of each arm for the histories ``data`` (all True without
+        ``feasible=``), checked as when fitting."""
+        if self.stage.feasible is None:
+            return np.ones((len(data), self.n_arms), dtype=bool)
+        return feasible_matrix(self.stage, data, self.arms)
+
+    def evaluate(self, data: pd.DataFrame | None, design: DTRDesign, *, source: str | None = None) -> StageRows:
+        """The design rows of this stage for ``data``: the stage's units (``None``) or new histories.
+
+        New histories are checked as the fitted data were (columns, missing or infinite values,
+        unseen levels, group labels, feasible sets). A design read from a file (no formulas)
+        can evaluate only its stored units; ``source`` names the file in that error.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame or None
+            Histories with the stage's formula columns, or None for the units that reach the stage.
+        design : DTRDesign
+            The design this stage belongs to (earlier stages' arms, the group column, the data).
+        source : str or None
+            The file the design was read from, for the error message.
+
+        Returns
+        -------
+        StageRows
+
+        Raises
+        ------
+        DataError, SpecificationError
+            Data that the fitted stage cannot evaluate; the message names the column and the fix.
+
+        Examples
+        --------
+        >>> import bayesdtr as bd
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"x": [0.1, -0.4, 1.2, 0.3, -1.0, 0.7], "A": [0, 1, 0, 1, 1, 0],
+        ...                    "y": [1.0, 2.0, 0.5, 1.5, 2.5, 0.2]})
+        >>> design = build_design(df, [bd.Stage("A", main="x", contrast="1 + x")], outcome="y")
+        >>> ev = design.stages[0].evaluate(pd.DataFrame({"x": [0.0, 2.0]}), design)
+        >>> ev.X_contrast.tolist(), ev.feasible.shape
+        ([[1.0, 0.0], [1.0, 2.0]], (2, 2))
+        """
+        k = self.position - 1
+        if data is None:
+            g = None if design.group_codes is None else design.group_codes[self.units]
+            return StageRows(design.data.iloc[self.units], self.X_main, self.X_contrast, g, self.feasible)
+        if not isinstance(data, pd.DataFrame):
+            raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
+        if self.main_spec is None:  # read from a file: only the stored units can be evaluated
+            return self._stored_rows(data, design, source)
+        where = f"data= for stage {self.treatment!r}"
+        check_frame(data)
+        check_new_data(self, data, where, {s.treatment: s.arms for s in design.stages[:k]}, design.data)
+        Xm = materialize(self.main_spec, data, f"{where} (main)")
+        Xc = materialize(self.contrast_spec, data, f"{where} (contrast)")
+        g = None
+        if design.group is not None:
+            if design.group not in data.columns:
+                raise DataError(
+                    f"{where} needs the group column {design.group!r}; use a level of it, or a "
+                    "new label to predict for a new group."
+                )
+            # unseen labels get a stable negative code, -1 - crc32(label): one effect per label
+            g = new_group_codes(
+                data[design.group], design.group_levels, design.group, where,
+                lambda v: zlib.crc32(str(v).encode()),
+            )
+        return StageRows(data, Xm, Xc, g, self.feasible_of(data))
+
+    def _stored_rows(self, data: pd.DataFrame, design: DTRDesign, source: str | None) -> StageRows:
+        """Rows of ``data`` that are the stage's stored units (same index label and the same value
+        in every column): their stored design rows. Anything else needs the caller's formulas."""
+        stored = design.data
+        rows = stored.iloc[self.units]
+        if rows.index.is_unique and data.index.is_unique:
+            pos = rows.index.get_indexer(data.index)
+        elif data.index.equals(rows.index):  # repeated labels (id= data): the rows in order
+            pos = np.arange(len(rows))
+        else:
+            pos = np.array([-1])
+        same = (pos >= 0).all() and list(data.columns) == list(stored.columns) and _same_frame(data, rows.iloc[pos])
+        if not same:
+            raise SpecificationError(
+                f"This posterior was read from {source or 'a file'} without stages=, so it "
+                f"can evaluate stage {self.treatment!r} only on its stored units (formulas read from "
+                "a file are never evaluated). To query new data, load it with your own stages: "
+                "bd.load(path, stages=[bd.Stage(...), ...]) (matched by treatment name)."
+            )
+        g = None if design.group_codes is None else design.group_codes[self.units][pos]
+        return StageRows(data, self.X_main[pos], self.X_contrast[pos], g, self.feasible[pos])
 
     def _centering(self, X: np.ndarray) -> tuple[np.ndarray, int | None]:
         """Column means to subtract (non-constant columns, only if an intercept column exists)."""
@@ -232,6 +349,13 @@ class DTRDesign:
             data_hash=f"{self.data_hash}[subset {len(rows)}]",
         )
 
+    def obs_labels(self, rows: pd.DataFrame) -> np.ndarray:
+        """Labels of ``rows`` for the ``obs`` coordinate: the ``id=`` column when the rows have
+        it, else their index."""
+        if self.id is not None and self.id in rows.columns:
+            return rows[self.id].to_numpy()
+        return np.asarray(rows.index)
+
     def stage(self, stage: int | str) -> StageDesign:
         """Look up a stage by 1-based number or treatment name."""
         if isinstance(stage, str):
@@ -252,144 +376,24 @@ class DTRDesign:
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_columns(df: pd.DataFrame, cols: Sequence[str], where: str) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataError(
-            f"{where} uses column(s) {missing} that are not in the data. Available columns: "
-            f"{list(df.columns)}. Fix the name or add the column.{missing_column_hint(missing, list(df.columns))}"
-        )
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Equal values row by row and column by column (missing equal to missing, any dtypes)."""
+    a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+    if a.equals(b):
+        return True
+    for c in b.columns:
+        x, y = a[c], b[c]
+        na_x, na_y = x.isna().to_numpy(), y.isna().to_numpy()
+        if not np.array_equal(na_x, na_y):
+            return False
+        u, v = x.to_numpy(dtype=object)[~na_x], y.to_numpy(dtype=object)[~na_y]
+        if not all(p == q for p, q in zip(u, v, strict=True)):
+            return False
+    return True
 
 
-def _plain(err: Exception) -> str:
-    """An exception's text without terminal colour codes (formulaic highlights parse errors)."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", str(err)).replace("⧛", "").replace("⧚", "")
-
-
-def _formula_vars(formula: str, where: str, known: set[str]) -> set[str]:
-    """Data columns a right-hand-side formula reads.
-
-    Each factor is read on its own: a looked-up name (``x1``, or a quoted `` `parent.BMI` ``) is
-    one column; a Python factor (``center(x)``, ``np.log(x)``, ``Q("parent.BMI")``) reads the
-    names found in its expression, less formulaic's transform namespace (``C``, ``contr``,
-    ``np``) unless such a name is also a column. formulaic's own ``required_variables`` splits
-    dotted names and omits the arguments of stateful transforms, so it is not used.
-    """
-    try:
-        parsed = formulaic.Formula(formula)
-    except Exception as err:  # formulaic raises many types
-        raise SpecificationError(
-            f"{where}: cannot parse formula {formula!r}: {_plain(err)}. Give a right-hand-side formula "
-            "such as '1 + x1 + C(site)'; quote column names with dots or spaces in backticks (`parent.BMI`)."
-        ) from err
-    if not isinstance(parsed, formulaic.formula.SimpleFormula):
-        raise SpecificationError(
-            f"{where}: formula {formula!r} has several parts (formulaic reads '|' as a separator "
-            "of formula parts, e.g. for random effects), which bayesdtr does not use. Give one "
-            "right-hand side such as '1 + x1'; for random intercepts by cluster use group=."
-        )
-    out: set[str] = set()
-    for term in parsed:
-        for factor in term.factors:
-            method = str(factor.eval_method.value)
-            if method == "lookup":
-                out.add(str(factor.expr))
-                continue
-            if method != "python":
-                continue
-            out |= {m[1] for m in re.findall(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", str(factor.expr))}
-            try:
-                found = get_required_variables(factor.expr, {})
-            except Exception:  # unparsable here; formulaic reports it when building the design
-                continue
-            for v in found:
-                name = str(v)
-                if v.Role.VALUE in v.roles and (name in known or name.split(".")[0] not in TRANSFORMS):
-                    out.add(name)
-    return out
-
-
-def _check_no_nan(
-    df: pd.DataFrame,
-    cols: Sequence[str],
-    rows: np.ndarray,
-    where: str,
-    fix: str = "impute or remove these rows yourself, or restrict the stage with applies=.",
-) -> None:
-    sub = df.iloc[rows]
-    for c in cols:
-        bad = sub.index[sub[c].isna().to_numpy()]
-        if len(bad):
-            raise DataError(
-                f"Column {c!r} (used by {where}) has missing values in rows {rows_text(bad)}. "
-                f"bayesdtr never drops rows: {fix}"
-            )
-
-
-def materialize(spec: Any, df: pd.DataFrame, where: str) -> np.ndarray:
-    """Evaluate a fitted formulaic model spec on ``df`` (no rows dropped) as a finite float array.
-
-    A category level unseen when fitting is an error (formulaic would encode it as the
-    reference level with a warning), and so is a non-finite design entry.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DataMismatchWarning)
-        try:
-            mm = spec.get_model_matrix(normalize_strings(df), na_action="raise")
-        except DataMismatchWarning as w:
-            raise DataError(
-                f"{where}: {_plain(w)} Recode these labels to levels seen when fitting (types must "
-                "match), or leave these rows out."
-            ) from None
-        except Exception as err:
-            raise DataError(f"{where}: cannot evaluate the formula on these data: {_plain(err)}") from err
-    X = np.asarray(mm, dtype=float)
-    check_finite_design(X, df.index, where)
-    return X
-
-
-def _model_matrix(formula: str, df: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str], Any]:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # reported below, by row
-            mm = formulaic.model_matrix(formula, df, na_action="raise")
-            X = np.asarray(mm, dtype=float)
-    except Exception as err:
-        names = re.findall(r"name '([^']+)' is not defined", _plain(err))
-        raise SpecificationError(
-            f"{where}: cannot build the design of {formula!r}: {_plain(err)}. Check the formula's "
-            f"terms and the columns' types.{missing_column_hint(names, list(df.columns))}"
-        ) from err
-    check_terms(mm, formula, df, f"{where}")
-    check_finite_design(X, df.index, f"{where}{formula!r}")
-    return X, [str(c) for c in mm.columns], mm.model_spec
-
-
-def _arm_levels(values: pd.Series, column: str) -> list[Any]:
-    kinds = {type(v.item() if isinstance(v, np.generic) else v) for v in values.unique()}
-    kinds = {bool if k is np.bool_ else k for k in kinds}
-    numeric = {int, float, bool}
-    if len(kinds) > 1 and not kinds <= numeric:
-        raise DataError(
-            f"Treatment column {column!r} mixes arm label types {sorted(k.__name__ for k in kinds)}. "
-            "Use one type for all arms (all strings or all integers)."
-        )
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        present = set(values.unique())
-        return [c for c in values.cat.categories if c in present]
-    levels = [v.item() if isinstance(v, np.generic) else v for v in sorted(values.unique())]
-    if kinds <= {float}:
-        if not all(float(v).is_integer() for v in levels):
-            raise DataError(
-                f"Treatment column {column!r} has non-integer numeric labels {levels[:6]}. "
-                "Arm labels must be integers, strings or categories; recode them (e.g. "
-                "df[col].map({0.5: 'low', 1.5: 'high'}))."
-            )
-        levels = [int(v) for v in levels]
-    return [v.item() if isinstance(v, np.generic) else v for v in levels]
-
-
-def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
+def applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the units that reach ``stage`` (its ``applies=`` query or mask), checked."""
     where = f"Stage {stage.treatment!r} applies="
     if stage.applies is None:
         return np.ones(len(df), dtype=bool)
@@ -440,6 +444,10 @@ def _applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
             "unit (empty subset). Check the condition, or drop the stage."
         )
     return arr
+
+
+#: Old private name, still imported by simulate/study.py.
+_applies_mask = applies_mask
 
 
 def _check_roles(stages: Sequence[Stage], outcome: str, group: str | None, id: str | None) -> None:
@@ -503,11 +511,46 @@ def build_design(
     ``timeline`` (see :class:`~bayesdtr.DTRModel`) declares when each covariate is measured;
     with it, a stage's formulas may read only covariates measured before its decision.
 
+    The steps, in order: the arguments (:func:`_check_arguments`), the roles of the columns and
+    the timeline, the id column, the outcome, the group column, then each stage
+    (:func:`_stage_design`).
+
     Raises
     ------
     DataError, SpecificationError
         On any problem; messages name the column or argument and the fix.
     """
+    _check_arguments(data, stages, outcome, family)
+    check_columns(data, [outcome], "outcome=")
+    _check_roles(stages, outcome, group, id)
+    when = check_timeline(timeline, stages, data, outcome)
+    df = normalize_strings(data)
+    _check_id(df, id)
+    y = _outcome_values(df, outcome, family)
+    group_levels, group_codes = _group_codes(df, group)
+    designs = [_stage_design(df, stages, k, outcome, when) for k in range(1, len(stages) + 1)]
+    if family == "bernoulli" and stages[-1].reward is not None:
+        raise SpecificationError(
+            "reward= on the last stage is not allowed with family='bernoulli': the final outcome "
+            "is a probability scale quantity. Use family='gaussian' or move the reward."
+        )
+    return DTRDesign(
+        data=data,
+        stages=designs,
+        outcome=outcome,
+        family=family,
+        y=y,
+        group=group,
+        group_levels=group_levels,
+        group_codes=group_codes,
+        id=id,
+        data_hash=data_hash(data),
+        timeline=when,
+    )
+
+
+def _check_arguments(data: pd.DataFrame, stages: Sequence[Stage], outcome: str, family: str) -> None:
+    """The data is a non-empty DataFrame, ``stages`` a list of Stages with distinct treatments."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame (one row per unit); got {type(data).__name__}.")
     if len(data) == 0:
@@ -535,15 +578,12 @@ def build_design(
         raise SpecificationError(f"family={family!r} is not supported; use 'gaussian' or 'bernoulli'.")
     if not isinstance(outcome, str):
         raise SpecificationError(f"outcome= must be a column name; got {outcome!r}.")
-    _check_columns(data, [outcome], "outcome=")
-    _check_roles(stages, outcome, group, id)
-    when = check_timeline(timeline, stages, data, outcome)
-    df = normalize_strings(data)
-    n = len(df)
 
-    # ---- id
+
+def _check_id(df: pd.DataFrame, id: str | None) -> None:
+    """One row per unit: unique ``id=`` values, else a unique index."""
     if id is not None:
-        _check_columns(df, [id], "id=")
+        check_columns(df, [id], "id=")
         dup_ids = df[id][df[id].duplicated(keep=False)]
         if len(dup_ids):
             raise DataError(
@@ -558,14 +598,17 @@ def build_design(
             "(df.reset_index(drop=True)) or pass id=."
         )
 
-    # ---- outcome
+
+def _outcome_values(df: pd.DataFrame, outcome: str, family: str) -> np.ndarray:
+    """The final outcome as finite floats (0/1 for a Bernoulli family)."""
+    n = len(df)
     ycol = df[outcome]
     if not pd.api.types.is_numeric_dtype(ycol):
         raise DataError(
             f"Outcome column {outcome!r} has dtype {ycol.dtype}; it must be numeric. Convert it "
             "(e.g. map labels to numbers) before building the model."
         )
-    _check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
+    check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a complex outcome is refused below, not cast
         y = ycol.to_numpy(dtype=float)
@@ -581,209 +624,171 @@ def build_design(
             f"family='bernoulli' needs outcome {outcome!r} coded 0/1; saw values "
             f"{sorted(np.unique(y))[:6]}. Recode it, or use family='gaussian'."
         )
+    return y
 
-    # ---- group
-    group_levels: list[Any] = []
-    group_codes = None
-    if group is not None:
-        _check_columns(df, [group], "group=")
-        _check_no_nan(df, [group], np.arange(n), "group=", "give these units a group label (or their own level).")
-        check_used_columns(df, [group], np.arange(n), "group=")
-        cat = pd.Categorical(df[group])
-        group_levels = list(cat.categories)
-        group_codes = np.asarray(cat.codes, dtype=np.int64)
-        if len(group_levels) < 2:
-            raise DataError(
-                f"group column {group!r} has a single level {group_levels}; partial pooling needs "
-                "at least 2 groups. Drop group=."
-            )
 
-    # ---- stages
-    designs: list[StageDesign] = []
-    for k, st in enumerate(stages, start=1):
-        where = f"Stage {st.treatment!r}"
-        _check_columns(df, [st.treatment], f"{where} (treatment)")
-        if st.reward is not None:
-            _check_columns(df, [st.reward], f"{where} reward=")
-        future = {outcome} | set(treatments[k - 1 :])
-        future |= {s.reward for s in stages[k - 1 :] if s.reward is not None}
-        formulas = {"main": st.main, "contrast": st.contrast}
-        if isinstance(st.propensity, str):
-            formulas["propensity"] = st.propensity
-        used: set[str] = set()
-        q_cols: set[str] = set()
-        for arg, f in formulas.items():
-            vars_ = _formula_vars(f, f"{where} {arg}=", set(map(str, df.columns)) | future)
-            bad = sorted(vars_ & future)
-            if bad:
-                raise SpecificationError(
-                    f"{where} {arg}={f!r} uses {bad}, which is not known before decision "
-                    f"{st.treatment!r} (the outcome, this stage's treatment, a later treatment or "
-                    f"a later reward). Use only baseline covariates, earlier treatments "
-                    f"{treatments[: k - 1]} and earlier intermediate outcomes."
-                )
-            _check_columns(df, sorted(vars_), f"{where} {arg}=")
-            check_time_order(vars_, k, when, stages, f"{where} {arg}={f!r}")
-            used |= vars_
-            if arg != "propensity":
-                q_cols |= vars_
-        mask = _applies_mask(st, df)
-        rows = np.flatnonzero(mask)
-        # treatment
-        tcol = df[st.treatment].iloc[rows]
-        nan_t = tcol.index[tcol.isna().to_numpy()]
-        if len(nan_t):
-            raise DataError(
-                f"Treatment column {st.treatment!r} is missing in rows {rows_text(nan_t)} where "
-                f"the stage applies. Fill it, or set applies= to the units that reach stage "
-                f"{st.treatment!r} (e.g. applies='R == 0' for non-responders)."
-            )
-        check_used_columns(df, [st.treatment], rows, f"{where} (treatment)")
-        arms = _arm_levels(tcol, st.treatment)
-        if len(arms) < 2:
-            raise DataError(
-                f"Treatment column {st.treatment!r} has a single observed arm {arms} among the "
-                f"{len(rows)} units that reach this stage; contrasts need at least 2 observed "
-                "arms. Drop the stage or check applies=."
-            )
-        code_of = {a: i for i, a in enumerate(arms)}
-        a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
-        _check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
-        check_used_columns(df, sorted(used), rows, where, covariates=True)
-        sub = df.iloc[rows]
-        cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
-        if cats:  # unused levels would add all-zero dummy columns (rank deficiency)
-            sub = sub.assign(**{c: sub[c].cat.remove_unused_categories() for c in cats})
-        X_main, main_terms, main_spec = _model_matrix(st.main, sub, f"{where} main=")
-        X_con, con_terms, con_spec = _model_matrix(st.contrast, sub, f"{where} contrast=")
-        # feasible sets
-        feas = np.ones((len(rows), len(arms)), dtype=bool)
-        if st.feasible is not None:
-            feas = _feasible_matrix(st, sub, arms)
-        infeasible = ~feas[np.arange(len(rows)), a]
-        if infeasible.any():
-            bad = sub.index[infeasible]
-            i0 = int(np.flatnonzero(infeasible)[0])
-            first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
-            allowed = [arm for arm, ok in zip(arms, feas[i0], strict=True) if ok]
-            raise DataError(
-                f"Treatment column {st.treatment!r}: the observed arm is outside the unit's feasible "
-                f"set in rows {rows_text(bad)} (e.g. row {first!r} got {arms[a[i0]]!r}; its "
-                f"feasible arms are {allowed}). Fix the data or the feasible= rule."
-            )
-        _check_positivity(st, a, feas, arms, sub)
-        reward = np.zeros(n)
-        if st.reward is not None:
-            rcol = df[st.reward]
-            if not pd.api.types.is_numeric_dtype(rcol):
-                raise DataError(
-                    f"{where} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
-                    "numeric. Convert it (e.g. map labels to numbers)."
-                )
-            check_used_columns(df, [st.reward], rows, f"{where} reward=")
-            reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
-        sd = StageDesign(
-            stage=st,
-            position=k,
-            arms=arms,
-            units=rows,
-            a=a,
-            X_main=X_main,
-            X_contrast=X_con,
-            main_terms=main_terms,
-            contrast_terms=con_terms,
-            main_spec=main_spec,
-            contrast_spec=con_spec,
-            feasible=feas,
-            reward=reward,
-            columns=sorted(q_cols),
+def _group_codes(df: pd.DataFrame, group: str | None) -> tuple[list[Any], np.ndarray | None]:
+    """Levels and integer codes of the group column (at least 2 levels), or ``([], None)``."""
+    if group is None:
+        return [], None
+    n = len(df)
+    check_columns(df, [group], "group=")
+    check_no_nan(df, [group], np.arange(n), "group=", "give these units a group label (or their own level).")
+    check_used_columns(df, [group], np.arange(n), "group=")
+    cat = pd.Categorical(df[group])
+    group_levels = list(cat.categories)
+    if len(group_levels) < 2:
+        raise DataError(
+            f"group column {group!r} has a single level {group_levels}; partial pooling needs "
+            "at least 2 groups. Drop group=."
         )
-        check_rank(sd)
-        sd.levels = categorical_levels([main_spec, con_spec], list(df.columns))
-        if isinstance(st.propensity, str):
-            sd.X_prop, sd.prop_terms, sd.prop_spec = _model_matrix(st.propensity, sub, f"{where} propensity=")
-        elif isinstance(st.propensity, KnownPropensity):
-            keys = list(st.propensity.probabilities)
-            if set(keys) != set(arms):
-                raise SpecificationError(
-                    f"{where}: KnownPropensity arms {keys} do not match the observed arms {arms}. "
-                    "Give one probability per arm label, spelled as in the data."
-                )
-            sd.known_propensity = np.array([st.propensity.probabilities[a_] for a_ in arms])
-        designs.append(sd)
+    return group_levels, np.asarray(cat.codes, dtype=np.int64)
 
-    if family == "bernoulli" and stages[-1].reward is not None:
-        raise SpecificationError(
-            "reward= on the last stage is not allowed with family='bernoulli': the final outcome "
-            "is a probability scale quantity. Use family='gaussian' or move the reward."
-        )
-    return DTRDesign(
-        data=data,
-        stages=designs,
-        outcome=outcome,
-        family=family,
-        y=y,
-        group=group,
-        group_levels=group_levels,
-        group_codes=group_codes,
-        id=id,
-        data_hash=data_hash(data),
-        timeline=when,
+
+def _stage_design(
+    df: pd.DataFrame, stages: Sequence[Stage], k: int, outcome: str, when: dict[str, int] | None
+) -> StageDesign:
+    """The design of stage ``k`` (1-based): columns, units, arms, matrices, feasible sets, reward."""
+    st = stages[k - 1]
+    where = f"Stage {st.treatment!r}"
+    check_columns(df, [st.treatment], f"{where} (treatment)")
+    if st.reward is not None:
+        check_columns(df, [st.reward], f"{where} reward=")
+    used, q_cols = _formula_columns(df, stages, k, outcome, when)
+    rows = np.flatnonzero(applies_mask(st, df))
+    arms, a = _observed_arms(df, st, rows)
+    check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
+    check_used_columns(df, sorted(used), rows, where, covariates=True)
+    sub = df.iloc[rows]
+    cats = [c for c in sorted(used) if isinstance(sub[c].dtype, pd.CategoricalDtype)]
+    if cats:  # unused levels would add all-zero dummy columns (rank deficiency)
+        sub = sub.assign(**{c: sub[c].cat.remove_unused_categories() for c in cats})
+    X_main, main_terms, main_spec = model_matrix(st.main, sub, f"{where} main=")
+    X_con, con_terms, con_spec = model_matrix(st.contrast, sub, f"{where} contrast=")
+    feas = _feasible_sets(st, sub, arms, a)
+    sd = StageDesign(
+        stage=st,
+        position=k,
+        arms=arms,
+        units=rows,
+        a=a,
+        X_main=X_main,
+        X_contrast=X_con,
+        main_terms=main_terms,
+        contrast_terms=con_terms,
+        main_spec=main_spec,
+        contrast_spec=con_spec,
+        feasible=feas,
+        reward=_reward(df, st, rows),
+        columns=sorted(q_cols),
     )
+    check_rank(sd)
+    sd.levels = categorical_levels([main_spec, con_spec], list(df.columns))
+    _propensity_design(sd, sub)
+    return sd
 
 
-def _feasible_matrix(st: Stage, sub: pd.DataFrame, arms: list[Any]) -> np.ndarray:
-    where = f"Stage {st.treatment!r} feasible="
-    try:
-        out = st.feasible(sub)  # type: ignore[misc]
-    except Exception as err:
-        raise SpecificationError(f"{where} raised {type(err).__name__}: {err}") from err
-    if not isinstance(out, pd.DataFrame):
-        raise SpecificationError(
-            f"{where} must return a boolean DataFrame with one column per arm {arms}; got "
-            f"{type(out).__name__}."
-        )
-    missing = [a for a in arms if a not in out.columns]
-    if missing or len(out) != len(sub):
-        raise SpecificationError(
-            f"{where} returned columns {list(out.columns)} and {len(out)} rows; it must have one "
-            f"column per arm {arms} (missing {missing}) and one row per unit ({len(sub)})."
-        )
-    feas = out[arms].to_numpy()
-    if feas.dtype != bool:
-        raise SpecificationError(
-            f"{where} must return booleans (True = arm allowed); got dtype {feas.dtype} in "
-            f"columns {arms}. Return comparisons or call .astype(bool) on the result."
-        )
-    extra = [c for c in out.columns if c not in arms]
-    extra_allowed = [c for c in extra if out[c].to_numpy(dtype=bool).any()]
-    if extra_allowed:
+def _formula_columns(
+    df: pd.DataFrame, stages: Sequence[Stage], k: int, outcome: str, when: dict[str, int] | None
+) -> tuple[set[str], set[str]]:
+    """Columns read by stage ``k``'s formulas (all of them, and those of main= and contrast=),
+    each known before the decision: not the outcome, this or a later treatment or reward."""
+    st = stages[k - 1]
+    where = f"Stage {st.treatment!r}"
+    treatments = [s.treatment for s in stages]
+    future = {outcome} | set(treatments[k - 1 :])
+    future |= {s.reward for s in stages[k - 1 :] if s.reward is not None}
+    formulas = {"main": st.main, "contrast": st.contrast}
+    if isinstance(st.propensity, str):
+        formulas["propensity"] = st.propensity
+    used: set[str] = set()
+    q_cols: set[str] = set()
+    for arg, f in formulas.items():
+        vars_ = formula_vars(f, f"{where} {arg}=", set(map(str, df.columns)) | future)
+        bad = sorted(vars_ & future)
+        if bad:
+            raise SpecificationError(
+                f"{where} {arg}={f!r} uses {bad}, which is not known before decision "
+                f"{st.treatment!r} (the outcome, this stage's treatment, a later treatment or "
+                f"a later reward). Use only baseline covariates, earlier treatments "
+                f"{treatments[: k - 1]} and earlier intermediate outcomes."
+            )
+        check_columns(df, sorted(vars_), f"{where} {arg}=")
+        check_time_order(vars_, k, when, stages, f"{where} {arg}={f!r}")
+        used |= vars_
+        if arg != "propensity":
+            q_cols |= vars_
+    return used, q_cols
+
+
+def _observed_arms(df: pd.DataFrame, st: Stage, rows: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Arm labels (at least 2 observed) and the arm codes of the units that reach the stage."""
+    tcol = df[st.treatment].iloc[rows]
+    nan_t = tcol.index[tcol.isna().to_numpy()]
+    if len(nan_t):
         raise DataError(
-            f"{where} marks arm(s) {extra_allowed} feasible for some units, but no unit that "
-            f"reaches stage {st.treatment!r} received them (observed arms {arms}), so their "
-            "effects are not identified (positivity). Mark them infeasible (False) or drop these "
-            "columns."
+            f"Treatment column {st.treatment!r} is missing in rows {rows_text(nan_t)} where "
+            f"the stage applies. Fill it, or set applies= to the units that reach stage "
+            f"{st.treatment!r} (e.g. applies='R == 0' for non-responders)."
         )
-    none = ~feas.any(axis=1)
-    if none.any():
+    check_used_columns(df, [st.treatment], rows, f"Stage {st.treatment!r} (treatment)")
+    arms = arm_levels(tcol, st.treatment)
+    if len(arms) < 2:
         raise DataError(
-            f"{where} leaves no feasible arm for rows {rows_text(sub.index[none])}. Every unit "
-            "that reaches the stage needs at least one arm; restrict applies= instead."
+            f"Treatment column {st.treatment!r} has a single observed arm {arms} among the "
+            f"{len(rows)} units that reach this stage; contrasts need at least 2 observed "
+            "arms. Drop the stage or check applies=."
         )
+    code_of = {a: i for i, a in enumerate(arms)}
+    a = np.array([code_of[v.item() if isinstance(v, np.generic) else v] for v in tcol], dtype=np.int64)
+    return arms, a
+
+
+def _feasible_sets(st: Stage, sub: pd.DataFrame, arms: list[Any], a: np.ndarray) -> np.ndarray:
+    """(units, arms) feasible sets; each observed arm must be feasible, and positivity hold."""
+    feas = np.ones((len(sub), len(arms)), dtype=bool)
+    if st.feasible is not None:
+        feas = feasible_matrix(st, sub, arms)
+    infeasible = ~feas[np.arange(len(sub)), a]
+    if infeasible.any():
+        bad = sub.index[infeasible]
+        i0 = int(np.flatnonzero(infeasible)[0])
+        first = bad[0].item() if isinstance(bad[0], np.generic) else bad[0]
+        allowed = [arm for arm, ok in zip(arms, feas[i0], strict=True) if ok]
+        raise DataError(
+            f"Treatment column {st.treatment!r}: the observed arm is outside the unit's feasible "
+            f"set in rows {rows_text(bad)} (e.g. row {first!r} got {arms[a[i0]]!r}; its "
+            f"feasible arms are {allowed}). Fix the data or the feasible= rule."
+        )
+    check_positivity(st, a, feas, arms, sub)
     return feas
 
 
-def _check_positivity(st: Stage, a: np.ndarray, feas: np.ndarray, arms: list[Any], sub: pd.DataFrame) -> None:
-    """Each arm feasible for a group of units (same feasible set) must be observed in that group."""
-    patterns, inverse = np.unique(feas, axis=0, return_inverse=True)
-    for p, pattern in enumerate(patterns):
-        members = inverse.ravel() == p
-        for j in np.flatnonzero(pattern):
-            if not np.any(a[members] == j):
-                allowed = [arms[i] for i in np.flatnonzero(pattern)]
-                raise DataError(
-                    f"Positivity violation at stage {st.treatment!r}: arm {arms[j]!r} is feasible "
-                    f"for {int(members.sum())} units (feasible set {allowed}) but none of them "
-                    "received it, so its effect for them is not identified. Mark it infeasible "
-                    "for these units with feasible=, or collect data where it is given."
-                )
+def _reward(df: pd.DataFrame, st: Stage, rows: np.ndarray) -> np.ndarray:
+    """The stage's reward of every unit (0 where the stage does not apply or has no reward=)."""
+    reward = np.zeros(len(df))
+    if st.reward is not None:
+        rcol = df[st.reward]
+        if not pd.api.types.is_numeric_dtype(rcol):
+            raise DataError(
+                f"Stage {st.treatment!r} reward column {st.reward!r} has dtype {rcol.dtype}; it must be "
+                "numeric. Convert it (e.g. map labels to numbers)."
+            )
+        check_used_columns(df, [st.reward], rows, f"Stage {st.treatment!r} reward=")
+        reward[rows] = rcol.iloc[rows].to_numpy(dtype=float)
+    return reward
+
+
+def _propensity_design(sd: StageDesign, sub: pd.DataFrame) -> None:
+    """Set the stage's propensity design (a formula) or known probabilities (in arm order)."""
+    st, where = sd.stage, f"Stage {sd.treatment!r}"
+    if isinstance(st.propensity, str):
+        sd.X_prop, sd.prop_terms, sd.prop_spec = model_matrix(st.propensity, sub, f"{where} propensity=")
+    elif isinstance(st.propensity, KnownPropensity):
+        keys = list(st.propensity.probabilities)
+        if set(keys) != set(sd.arms):
+            raise SpecificationError(
+                f"{where}: KnownPropensity arms {keys} do not match the observed arms {sd.arms}. "
+                "Give one probability per arm label, spelled as in the data."
+            )
+        sd.known_propensity = np.array([st.propensity.probabilities[a_] for a_ in sd.arms])
