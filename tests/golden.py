@@ -46,8 +46,12 @@ def cases() -> dict[str, dict]:
     out["two_stage_cont/nuts_propensity"] = dict(
         scenario="two_stage_cont", n=150, fit={"tune": 100}, mcmc=True
     )
+    # engine="auto" samples hierarchical Gaussian stages by Gibbs (NumPy, in process)
     out["multisite_smart/hierarchical"] = dict(
-        scenario="multisite_smart", n=200, fit={"tune": 100, "imputations": 4}, mcmc=True
+        scenario="multisite_smart", n=200, fit={"tune": 100, "imputations": 4}, mcmc=False
+    )
+    out["multisite_smart/nuts"] = dict(
+        scenario="multisite_smart", n=200, fit={"engine": "mcmc", "tune": 100, "imputations": 4}, mcmc=True
     )
     out["chakraborty_ex3/mcmc"] = dict(
         scenario="chakraborty_ex3",
