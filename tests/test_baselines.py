@@ -229,3 +229,19 @@ def test_bernoulli_not_supported(small_df):
         FitError, match="supports only Gaussian outcomes; this model has family='bernoulli'"
     ):
         qlearning(model)
+
+
+def test_crossfit_aipw_names_a_rank_deficient_training_chunk():
+    """Per-site contrasts on 300 units: an early online chunk lacks a site-by-arm cell. That is a
+    FitError naming the stage and the column, not numpy's LinAlgError."""
+    from bayesdtr.baselines import crossfit_aipw
+
+    half = bd.KnownPropensity({-1: 0.5, 1: 0.5})
+    stages = [
+        bd.Stage("A1", main="X0 + X1 + C(site)", contrast="1 + X1 + C(site)", propensity=half),
+        bd.Stage("A2", main="X0 + X1 + A1:X1 + X2 + C(site):A1 + C(site)", contrast="1 + X2 + C(site)",
+                 propensity=half, applies="R == 0"),
+    ]
+    model = bd.DTRModel(bd.scenario("multisite_smart").sample(300, seed=1), stages, outcome="Y")
+    with pytest.raises(bd.FitError, match=r"OLS Q-learning cannot fit stage 'A2'.*rank-deficient.*C\(site\)"):
+        crossfit_aipw(model, seed=0)

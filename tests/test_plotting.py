@@ -203,7 +203,8 @@ def test_plot_diagnostics_conjugate(post, tmp_path):
 # --------------------------------------------------------------------------- hierarchical (MCMC)
 @pytest.fixture(scope="module")
 def hier():
-    """A tiny multi-site fit with group contrasts, with the progress it printed."""
+    """A tiny multi-site fit with group contrasts by NUTS (engine="auto" would use Gibbs), with
+    the progress it printed."""
     from bayesdtr.inference.sampling import clear_cache
 
     scn = bd.scenario("multisite_smart")
@@ -212,7 +213,7 @@ def hier():
     clear_cache()
     err = io.StringIO()
     with contextlib.redirect_stderr(err), pytest.warns(UserWarning, match="diagnostics"):
-        post = model.fit(draws=60, tune=100, chains=2, imputations=4, random_seed=3, progressbar=True)
+        post = model.fit(draws=60, tune=100, chains=2, imputations=4, random_seed=3, progressbar=True, engine="mcmc")
     return model, post, err.getvalue()
 
 
@@ -230,7 +231,7 @@ def test_fit_progress(hier):
     # silent with progressbar=False (the compiled models are reused)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), pytest.warns(UserWarning):
-        model.fit(draws=20, tune=20, chains=2, imputations=2, random_seed=4, progressbar=False)
+        model.fit(draws=20, tune=20, chains=2, imputations=2, random_seed=4, progressbar=False, engine="mcmc")
     assert err.getvalue() == ""
 
 

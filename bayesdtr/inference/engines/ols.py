@@ -18,6 +18,7 @@ import numpy as np
 from scipy import linalg
 
 from bayesdtr.data.design import DTRDesign
+from bayesdtr.exceptions import FitError
 from bayesdtr.inference.draws import StageDraws
 from bayesdtr.models.families import family_of
 from bayesdtr.models.priors import StagePriors
@@ -108,6 +109,16 @@ class OLSEngine:
         X = sd.X
         n_k, p = X.shape
         Qm, R = linalg.qr(X, mode="economic")
+        diag = np.abs(np.diag(R))
+        if n_k < p or np.any(diag <= 1e-10 * max(float(diag.max(initial=0.0)), 1.0)):
+            names = list(sd.main_terms) + [f"{a}:{t}" for a in sd.arms[1:] for t in sd.contrast_terms]
+            bad = [names[j] for j in np.flatnonzero(diag <= 1e-10 * max(float(diag.max(initial=0.0)), 1.0))]
+            raise FitError(
+                f"OLS Q-learning cannot fit stage {sd.treatment!r}: its design of {n_k} units and "
+                f"{p} columns is rank-deficient (first dependent column(s): {bad[:3]}). With "
+                "sample splitting this happens when a training chunk lacks a level or an arm of a "
+                "term; use fewer folds, more units, or fewer terms (e.g. no per-group contrasts)."
+            )
         theta = linalg.solve_triangular(R, Qm.T @ T)
         resid = T - X @ theta
         df_resid = n_k - p
