@@ -247,3 +247,41 @@ def test_the_module_map_check_can_fail(tmp_path):
     assert paths == {"__init__.py", "io.py", "comparison.py", "inference/engines/", "simulate/"}
     assert modules_without_row(pkg, paths) == ["models/families.py"]
     assert rows_without_path(pkg, paths) == ["comparison.py"]
+
+
+def _private_imports(source: str, module: str, package: str) -> list[str]:
+    """``from bayesdtr.x import _name`` anywhere in ``source`` (dunders such as ``__version__``
+    are public by convention; private *modules* of the importer's own package, e.g.
+    ``simulate._chakraborty`` from ``simulate.scenarios``, are allowed)."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom) or node.level or not (node.module or "").startswith("bayesdtr"):
+            continue
+        src = node.module or ""
+        private_module = any(part.startswith("_") and not part.startswith("__") for part in src.split("."))
+        if private_module and src.rpartition(".")[0] != package and src != "bayesdtr._version":
+            out.append(f"{module}: from {src} import ...")
+        for alias in node.names:
+            if alias.name.startswith("_") and not alias.name.startswith("__"):
+                out.append(f"{module}: from {src} import {alias.name}")
+    return out
+
+
+def test_no_private_names_imported_across_modules():
+    """A module uses another module's public names only (issue 11): a private name imported
+    across modules is an interface nobody declared."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module_name(path)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        found += _private_imports(path.read_text(), module, package)
+    assert not found, f"private names imported across modules: {found}"
+
+
+def test_the_private_import_check_can_fail():
+    src = "def f():\n    from bayesdtr.data.design import _hidden\nfrom bayesdtr.simulate._kstage import KStage\n"
+    assert set(_private_imports(src, "bayesdtr.posterior", "bayesdtr")) == {
+        "bayesdtr.posterior: from bayesdtr.data.design import _hidden",
+        "bayesdtr.posterior: from bayesdtr.simulate._kstage import ...",
+    }
+    assert _private_imports(src.splitlines()[2], "bayesdtr.simulate.scenarios", "bayesdtr.simulate") == []

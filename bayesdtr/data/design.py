@@ -446,10 +446,6 @@ def applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
     return arr
 
 
-#: Old private name, still imported by simulate/study.py.
-_applies_mask = applies_mask
-
-
 def _check_roles(stages: Sequence[Stage], outcome: str, group: str | None, id: str | None) -> None:
     """Each column plays one role: a treatment is not the outcome, a reward, the group or the id."""
     others = {"outcome=": outcome, "group=": group, "id=": id}

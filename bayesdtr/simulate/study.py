@@ -79,11 +79,11 @@ def _row(r: int, label: str, name: str, est: float, lo: float, hi: float, truth:
 
 
 def _correct_share(plan: _Plan, res: MethodResult, df: pd.DataFrame, treatment: str) -> float:
-    from bayesdtr.data.design import _applies_mask
+    from bayesdtr.data.design import applies_mask
 
     scn = plan.scenario
     stage = next((s for s in plan.stages if s.treatment == treatment), None)
-    mask = np.ones(len(df), dtype=bool) if stage is None or stage.applies is None else _applies_mask(stage, df)
+    mask = np.ones(len(df), dtype=bool) if stage is None or stage.applies is None else applies_mask(stage, df)
     hist = df[mask]
     if res.decisions is not None and treatment in res.decisions:
         chosen = np.asarray(res.decisions[treatment])[mask]
