@@ -191,7 +191,7 @@ class CrossFit:
                 rules[sd.treatment] = _Lookup.of_regime(regime, sd.treatment)
                 continue
             fit = fold.optimal.fits[k]
-            g = None if design.group_codes is None else design.group_codes[sd.units]
+            g = design.groups_of(sd)
             if kind == "mean":
                 q = q_arms(sd, posterior_mean(fit), np.zeros(1, dtype=np.int64), sd.X_main, sd.X_contrast, g)
                 codes = best_arm(q, sd.feasible)[0][0]

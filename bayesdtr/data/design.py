@@ -204,7 +204,7 @@ class StageDesign:
         """
         k = self.position - 1
         if data is None:
-            g = None if design.group_codes is None else design.group_codes[self.units]
+            g = design.groups_of(self)
             return StageRows(design.data.iloc[self.units], self.X_main, self.X_contrast, g, self.feasible)
         if not isinstance(data, pd.DataFrame):
             raise DataError(f"data= must be a pandas DataFrame of histories; got {type(data).__name__}.")
@@ -355,6 +355,10 @@ class DTRDesign:
         if self.id is not None and self.id in rows.columns:
             return rows[self.id].to_numpy()
         return np.asarray(rows.index)
+
+    def groups_of(self, sd: StageDesign) -> np.ndarray | None:
+        """Group codes of stage ``sd``'s units, or None without ``group=``."""
+        return None if self.group_codes is None else self.group_codes[sd.units]
 
     def stage(self, stage: int | str) -> StageDesign:
         """Look up a stage by 1-based number or treatment name."""

@@ -154,7 +154,7 @@ class Induction:
     def q_observed(self, k: int, idx: np.ndarray) -> np.ndarray:
         """Q_k on the outcome scale for the units of stage k, arm first: (m, len(idx), n_k)."""
         sd = self.design.stages[k]
-        g = None if self.design.group_codes is None else self.design.group_codes[sd.units]
+        g = self.design.groups_of(sd)
         lin = q_arms(sd, self.fits[k], idx, sd.X_main, sd.X_contrast, g)  # type: ignore[arg-type]
         return q_response(lin, self.outcome_family(k))
 

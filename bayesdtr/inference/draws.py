@@ -211,7 +211,7 @@ def propensity_for(
         prop = np.broadcast_to(pd_.known[:, None, None], (sd.n_arms, 1, sd.n_units))
     else:
         assert pd_.gamma is not None and sd.X_prop is not None
-        g = None if design.group_codes is None else design.group_codes[sd.units]
+        g = design.groups_of(sd)
         ge = None if pd_.group_effect is None else pd_.group_effect[idx]
         prop = propensity_probabilities(pd_.gamma[idx], sd.X_prop, ge, g)
     if sd.feasible.all():

@@ -38,7 +38,7 @@ def fit_propensities(
         key, data, build = build_propensity_model(
             sd,
             priors=priors[sd.treatment],
-            group_codes=None if design.group_codes is None else design.group_codes[sd.units],
+            group_codes=design.groups_of(sd),
             n_groups=len(design.group_levels),
         )
         name = f"propensity model of stage {sd.position} ({sd.treatment})"

@@ -95,7 +95,7 @@ def stage_problem(ind: Induction, k: int) -> StageProblem:
         family=family,
         priors=ind.priors[sd.treatment],
         hyper=hyper,
-        group_codes=None if design.group_codes is None else design.group_codes[sd.units],
+        group_codes=design.groups_of(sd),
         n_groups=len(design.group_levels),
         group_contrast=st.group_contrast,
         target_scale=float(np.std(g_obs)) or 1.0,
