@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -50,6 +49,8 @@ def summary_dataset(post: DTRPosterior, k: int):
 
 def summary_table(post: DTRPosterior, *, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
     """Posterior summary of every stage's outcome parameters (reference-arm zeros left out)."""
+    import arviz as az  # imported when needed: `import bayesdtr` stays light
+
     frames = []
     for k, sd in enumerate(post.design.stages):
         ds = summary_dataset(post, k)
@@ -63,6 +64,8 @@ def summary_table(post: DTRPosterior, *, hdi_prob: float = HDI_PROB) -> pd.DataF
 
 def diagnostics_table(post: DTRPosterior) -> pd.DataFrame:
     """One row per stage (and propensity model): engine, divergences, max R-hat, min ESS."""
+    import arviz as az
+
     rows = []
     summ = post.summary()
     for k, (sd, fit) in enumerate(zip(post.design.stages, post.fits, strict=True)):

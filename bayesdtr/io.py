@@ -34,13 +34,11 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
-from pymc_extras.prior import Prior
 
 from bayesdtr._version import __version__
 from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
@@ -52,6 +50,9 @@ from bayesdtr.exceptions import FileFormatError, PriorError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
 from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
+
+if TYPE_CHECKING:
+    from pymc_extras.prior import Prior
 
 __all__ = [
     "FORMAT_VERSION",
@@ -164,6 +165,8 @@ def _propensity_dataset(
 
 
 def _priors_json(priors: StagePriors, treatment: str) -> str:
+    from pymc_extras.prior import Prior  # imported when needed: `import bayesdtr` stays light
+
     out = {}
     for name, p in priors.overrides.items():
         ok = isinstance(p, Prior)
@@ -363,6 +366,9 @@ def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
         or not set(d) <= {"dist", "kwargs", "centered", "dims", "transform"}
     ):
         raise file_error(source, f"prior {where} is not a stored Prior")
+    import pymc as pm
+    from pymc_extras.prior import Prior
+
     dist = d.get("dist")
     cls = (
         getattr(pm, dist, None)

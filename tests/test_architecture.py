@@ -285,3 +285,15 @@ def test_the_private_import_check_can_fail():
         "bayesdtr.posterior: from bayesdtr.simulate._kstage import ...",
     }
     assert _private_imports(src.splitlines()[2], "bayesdtr.simulate.scenarios", "bayesdtr.simulate") == []
+
+
+def test_import_bayesdtr_loads_no_sampler_or_plotting_stack():
+    """``import bayesdtr`` stays light (issue 13): PyMC, PyTensor, nutpie, ArviZ, pymc-extras,
+    matplotlib, dask and h5py are imported when a fit, a file, a plot or a study needs them."""
+    import subprocess
+    import sys
+
+    heavy = ["pymc", "pytensor", "nutpie", "arviz", "pymc_extras", "matplotlib", "dask", "distributed", "h5py"]
+    code = f"import sys, bayesdtr; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -282,7 +282,7 @@ def test_bernoulli_final_outcome():
     # max_a Q_1 on the probability scale (by hand, from the Q draws and the weights) ...
     S = post.n_samples
     q1max = post.q_values(1).values.reshape(S, n, 2).max(axis=2)
-    w = np.concatenate([post._bb_weights(idx) for idx in post._bb_chunks()]).astype(float)
+    w = np.concatenate([post.bootstrap.weights(idx) for idx in post.bootstrap.chunks()]).astype(float)
     v = post.value(crossfit=0, method="q").values.ravel()
     np.testing.assert_allclose(v, np.sum(w * q1max, axis=1) / np.sum(w, axis=1), rtol=1e-6)
     # ... and lies near the exact truth: d* = (A1 = 1, A2 = 1{x2 > 0}), x2 ~ N(0, 1.25), so

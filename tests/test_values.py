@@ -336,7 +336,7 @@ def test_aipw_by_hand_from_the_q_draws():
     a1, a2, y = df.A1.to_numpy(), df.A2.to_numpy(), df.y.to_numpy()
     p1 = np.where(a1 == 1, pi1[1], pi1[0])
     p2 = np.where(a2 == 1, pi2[1], pi2[0])
-    w = np.concatenate([post._bb_weights(idx) for idx in post._bb_chunks()]).astype(float)
+    w = np.concatenate([post.bootstrap.weights(idx) for idx in post.bootstrap.chunks()]).astype(float)
     d2 = q2.argmax(axis=2)
     mu2 = np.take_along_axis(q2, d2[..., None], axis=2)[..., 0]
     # the optimal regime: d_k is each draw's argmax, so mu_k = max_a Q_k (a regime that departs

@@ -13,12 +13,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pymc as pm
 
 from bayesdtr.exceptions import FitError
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["NUTSSampler", "NUTSResult", "cached_sampler", "is_cached", "clear_cache"]
 
@@ -92,6 +94,8 @@ class NUTSSampler:
                 save_warmup=False,
             )
         else:
+            import pymc as pm
+
             with self.model:
                 if data:
                     pm.set_data(data)

@@ -18,8 +18,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 from scipy.special import expit
 
 from bayesdtr.data.design import StageDesign
@@ -142,12 +140,18 @@ class Gaussian(Family):
         return target_scale
 
     def scale(self, d: dict[str, Any], priors: StagePriors):
+        import pymc as pm
+        import pytensor.tensor as pt
+
         if priors.get("sigma") is None:
             sigma2 = pm.InverseGamma("sigma2", alpha=d["sigma2_ab"][0], beta=d["sigma2_ab"][1])
             return pm.Deterministic("sigma", pt.sqrt(sigma2))
         return prior_or(priors, "sigma", (), lambda: None)
 
     def likelihood(self, d: dict[str, Any], phi: Any, sigma: Any) -> None:
+        import pymc as pm
+        import pytensor.tensor as pt
+
         quad = d["yty"] - 2.0 * pt.dot(phi, d["Wty"]) + pt.dot(phi, pt.dot(d["WtW"], phi))
         pm.Potential("loglik", -d["n_obs"] * pt.log(sigma) - quad / (2.0 * sigma**2))
 
@@ -185,6 +189,9 @@ class Bernoulli(Family):
         return (W.shape[0],)
 
     def likelihood(self, d: dict[str, Any], phi: Any, sigma: Any) -> None:
+        import pymc as pm
+        import pytensor.tensor as pt
+
         pm.Bernoulli("y", logit_p=pt.dot(d["W"], phi), observed=d["target"])
 
 

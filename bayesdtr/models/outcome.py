@@ -28,14 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from bayesdtr.data.design import StageDesign
 from bayesdtr.models.families import Family, family_of, prior_or
 from bayesdtr.models.priors import NIGHyper, StagePriors
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["OutcomeModel", "build_outcome_model", "group_design"]
 
@@ -116,6 +118,9 @@ def build_outcome_model(
     init = om.data_for(target)
 
     def build() -> pm.Model:
+        import pymc as pm
+        import pytensor.tensor as pt
+
         coords = {
             "main_term": sd.main_terms,
             "contrast_term": sd.contrast_terms,

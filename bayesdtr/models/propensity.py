@@ -18,14 +18,16 @@ set, so responders who continue their treatment have propensity 1).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from bayesdtr.data.design import StageDesign
 from bayesdtr.models.families import prior_or
 from bayesdtr.models.priors import StagePriors, column_scales
+
+if TYPE_CHECKING:
+    import pymc as pm
 
 __all__ = ["build_propensity_model", "propensity_probabilities"]
 
@@ -65,6 +67,9 @@ def build_propensity_model(
     key = ("propensity", Z.shape[0], Z.shape[1], n_c, n_groups, restricted, overrides)
 
     def build() -> pm.Model:
+        import pymc as pm
+        import pytensor.tensor as pt
+
         coords = {"propensity_term": sd.prop_terms, "contrast_arm": [str(a) for a in sd.arms[1:]]}
         if n_groups:
             coords["group"] = [str(i) for i in range(n_groups)]

@@ -27,7 +27,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from bayesdtr.exceptions import SpecificationError
@@ -116,6 +115,8 @@ class StudyStore:
 
     def read(self, replicate: int) -> list[tuple]:
         """The rows of one finished replicate, as tuples in :data:`COLUMNS` order."""
+        import h5py  # imported when needed: `import bayesdtr` stays light
+
         with h5py.File(self._file(replicate), "r") as f:
             rep = f["replicate"][...].tolist()
             text = f["text"].asstr()[...].tolist() if len(rep) else [[], [], []]
@@ -127,6 +128,8 @@ class StudyStore:
     # ------------------------------------------------------------------ writing
     def write(self, replicate: int, rows: list[tuple]) -> None:
         """Write one replicate's rows atomically (temporary file, then :func:`os.replace`)."""
+        import h5py
+
         cols = dict(zip(COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {c: () for c in COLUMNS}
         final = self._file(replicate)
         tmp = self.path / f".rep-{replicate:06d}.{uuid.uuid4().hex}.tmp"

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.special import ndtr
 
 from bayesdtr.data.spec import Stage
 from bayesdtr.regimes import Regime
@@ -15,7 +15,7 @@ from bayesdtr.simulate._base import Scenario, expit
 __all__ = ["TwoStageCont"]
 
 #: E[(1 + X)^+] for X ~ N(0, 1): the expected optimal stage blip.
-_EPLUS = float(norm.cdf(1.0) + norm.pdf(1.0))
+_EPLUS = float(ndtr(1.0) + np.exp(-0.5) / np.sqrt(2 * np.pi))  # Phi(1) + phi(1)
 #: E[exp(X)] for X ~ N(0, 1).
 _EEXP = float(np.exp(0.5))
 
