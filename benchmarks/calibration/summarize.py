@@ -5,7 +5,8 @@ Usage::
     python benchmarks/calibration/summarize.py
 
 Writes ``benchmarks/calibration/calibration.csv`` (one row per scenario, n, method and estimand:
-replicates, coverage, its Monte Carlo SE sqrt(c (1 - c) / R), mean width, bias) and
+replicates, coverage, its Monte Carlo SE sqrt(c (1 - c) / R), mean width, bias, and the ratio of
+the interval's SD (width / 3.92) to the SD of the estimates over replicates) and
 ``calibration.png`` (coverage with +-2 MC SE against the nominal 0.95 and the 0.92-0.98 band),
 and prints the worst cell of each method.
 """
@@ -42,7 +43,12 @@ def table() -> pd.DataFrame:
     ).reset_index()
     out["bias"] = out["bias"] - out["truth"]
     out["mc_se"] = np.sqrt(out.coverage * (1 - out.coverage) / out.replicates)
-    return out[["scenario", "n", "method", "estimand", "replicates", "coverage", "mc_se", "width", "bias", "seconds"]]
+    # Interval SD (width / 3.92, the normal approximation) over the SD of the point estimates
+    # across replicates: about 1 for a calibrated method (the check polle runs for its online
+    # estimator, asked of the null example 1).
+    out["sd_ratio"] = (out["width"] / (2 * 1.959964)) / g["estimate"].std().to_numpy()
+    return out[["scenario", "n", "method", "estimand", "replicates", "coverage", "mc_se", "width", "bias",
+                "sd_ratio", "seconds"]]
 
 
 def figure(tab: pd.DataFrame, path: Path) -> None:
@@ -78,6 +84,9 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         piv = tab.pivot_table(index=["scenario", "n"], columns=["estimand", "method"], values="coverage")
         print(piv.round(3).to_string())
+        null = tab[(tab.scenario == "chakraborty_ex1") & tab.estimand.str.startswith("V")]
+        print("\nnull example 1: interval SD / SD of estimates over replicates")
+        print(null.pivot_table(index=["n", "estimand"], columns="method", values="sd_ratio").round(3).to_string())
         print("\nworst cell per method (coverage, and how far outside 0.92-0.98):")
         for m, s in tab.groupby("method"):
             w = s.loc[(s.coverage - 0.95).abs().idxmax()]
