@@ -19,10 +19,10 @@ Why ``"modal"``: where two arms tie (a non-regular history), the average over dr
 and ``"mean"``/``"augmented"`` carry that bias into the earlier stage's contrasts. With the arm
 fixed across draws, the draws' noise no longer selects the arm: only the units whose observed arm
 differs from :math:`\hat d` get a contrast added (at a tie, a bias of about 0.4 instead of
-0.56 posterior SDs of the contrast), and the pseudo-outcome keeps the observed outcome's noise. Measured on the published Chakraborty-Laber-Zhao designs (n = 300, 150-200 replicates,
-95% intervals of the stage-1 contrast intercept): example 3 0.907 ("mean") vs 0.940 ("modal"),
-example C 0.920 vs 0.953, example 1 0.987 vs 0.980, example 6 0.947 vs 0.953, at 1-5% more width
-(``benchmarks/calibration``).
+0.56 posterior SDs of the contrast), and the pseudo-outcome keeps the observed outcome's noise. Measured on the published Chakraborty-Laber-Zhao designs (n = 300, 200 replicates,
+95% intervals of the stage-1 contrast intercept): example 3 0.900 ("mean") vs 0.945 ("modal"),
+example C 0.905 vs 0.950, example 1 0.965 vs 0.970, example 6 0.930 vs 0.935, at 0-10% more
+width (``benchmarks/calibration``).
 
 Units that do not reach stage k+1 carry :math:`V_{k+1} = T_{k+1}`. Stage k's parameters are drawn
 from :math:`p(\theta_k \mid \text{data}, T_k^{(s)})`, one (conjugate, robust) or a block of
