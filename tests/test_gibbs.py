@@ -136,3 +136,50 @@ def test_gibbs_matches_nuts_on_a_hierarchical_stage(group_contrast):
         np.testing.assert_allclose(a.std(axis=(0, 1)), sd_b, rtol=0.10, err_msg=name)
         rhat = max(float(az.rhat(a[..., j])) for j in range(a.shape[-1]))
         assert rhat < 1.01, (name, rhat)
+
+
+def _multisite(n=200, **kw):
+    scn = bd.scenario("multisite_smart")
+    df = scn.sample(n, seed=2)
+    df["Yb"] = (df["Y"] > df["Y"].median()).astype(int)
+    return df, scn
+
+
+def test_auto_chooses_gibbs_for_hierarchical_gaussian_stages_and_nuts_otherwise():
+    from pymc_extras.prior import Prior
+
+    from bayesdtr.inference.backward import FitSettings, stage_engines
+
+    df, scn = _multisite()
+    m = bd.DTRModel(df, scn.stages, outcome="Y", group="site")
+    assert stage_engines(m.design, FitSettings(), m.stage_priors) == ["gibbs", "gibbs"]
+    assert "engine (auto): gibbs" in str(m)
+    mb = bd.DTRModel(df, scn.stages, outcome="Yb", group="site", family="bernoulli")
+    assert stage_engines(mb.design, FitSettings(), mb.stage_priors) == ["gibbs", "mcmc"]
+    mp = bd.DTRModel(df, scn.stages, outcome="Y", group="site", priors={"A2": {"group_sd": Prior("HalfNormal", sigma=1.0)}})
+    assert stage_engines(mp.design, FitSettings(), mp.stage_priors) == ["gibbs", "mcmc"]
+
+
+def test_engine_gibbs_refuses_what_it_cannot_sample():
+    from pymc_extras.prior import Prior
+
+    df, scn = _multisite()
+    mb = bd.DTRModel(df, scn.stages, outcome="Yb", group="site", family="bernoulli")
+    with pytest.raises(bd.FitError, match=r"engine='gibbs' samples Gaussian stages.*stage 'A2'.*final outcome family is 'bernoulli'.*engine='auto' or 'mcmc'"):
+        mb.fit(engine="gibbs", progressbar=False)
+    mp = bd.DTRModel(df, scn.stages, outcome="Y", group="site", priors={"A2": {"group_sd": Prior("HalfNormal", sigma=1.0)}})
+    with pytest.raises(bd.FitError, match=r"engine='gibbs'.*stage 'A2'.*user priors \(\['group_sd'\]\)"):
+        mp.fit(engine="gibbs", progressbar=False)
+
+
+def test_gibbs_engine_fit_is_reproducible_and_records_its_engine():
+    df, scn = _multisite()
+    m = bd.DTRModel(df, scn.stages, outcome="Y", group="site", group_contrast=True)
+    a = m.fit(draws=40, chains=2, imputations=5, random_seed=9, progressbar=False, warn=False)
+    b = m.fit(draws=40, chains=2, imputations=5, random_seed=9, progressbar=False, warn=False)
+    assert [f.engine for f in a.fits] == ["gibbs", "gibbs"]
+    for fa, fb in zip(a.fits, b.fits, strict=True):
+        np.testing.assert_array_equal(fa.theta, fb.theta)
+        np.testing.assert_array_equal(fa.group_contrast, fb.group_contrast)
+    assert a.fits[0].n_fits == 5 and len(np.unique(a.fits[0].ancestor)) <= 5
+    assert set(a.diagnostics()["engine"]) == {"gibbs"}
