@@ -204,9 +204,9 @@ class DTRModel:
             0.935-0.985 (example 3: 0.945, B: 0.950, C: 0.950) where "mean" (standard
             Q-learning's pseudo-outcome) covered 0.900-0.965 (example 3: 0.900, B and C:
             0.905), at 0-10% more width (10% in the null examples 1 and 2, where both
-            over-cover: 0.97-0.985 and 0.965). At n = 1,000 (100-200 replicates) "modal"
-            covered 0.94-1.00, over-covering in the null example 1 (1.00) and example 2 (0.99),
-            as "mean" and the bootstrap do there. "mean" is what OLS Q-learning does.
+            over-cover: 0.97-0.985 and 0.965). At n = 1,000 (200 replicates) "modal"
+            covered 0.95-0.99, over-covering in the null example 1 (0.99) and example 2
+            (0.985), as "mean" and the bootstrap do there. "mean" is what OLS Q-learning does.
         engine : {"auto", "conjugate", "gibbs", "mcmc"}
             "conjugate" is exact for linear Gaussian stages without groups and default priors;
             "gibbs" is a blocked Gibbs sampler (NumPy, all imputations at once, nothing to
