@@ -15,6 +15,7 @@ A new family (e.g. a censored accelerated-failure-time model) plugs in by subcla
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,7 +38,7 @@ def prior_or(priors: StagePriors, name: str, dims: tuple[str, ...], default):
     return p.create_variable(name)
 
 
-class Family:
+class Family(ABC):
     """An outcome family: what the engines, propagation and the PyMC model need to know.
 
     Attributes
@@ -55,29 +56,29 @@ class Family:
     closed_form: ClassVar[bool] = False
     has_sigma: ClassVar[bool] = False
 
+    @abstractmethod
     def response(self, lin: np.ndarray) -> np.ndarray:
         """Q on the outcome scale from the linear predictor."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predictive(
         self, rng: np.random.Generator, mean: np.ndarray, sigma: np.ndarray | None
     ) -> np.ndarray:
         """One posterior-predictive outcome per entry of ``mean`` (S, n); ``sigma`` is (S,) or None."""
-        raise NotImplementedError
 
     def hyper(self, sd: StageDesign, g_obs: np.ndarray) -> NIGHyper | None:
         """Default conjugate prior hyperparameters of the stage, or None if the family has none."""
         return None
 
+    @abstractmethod
     def prior_data(
         self, sd: StageDesign, W: np.ndarray, hyper: NIGHyper | None, target: np.ndarray
     ) -> dict[str, np.ndarray]:
         """``pm.Data`` values of the default priors and of the design (not of the target)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def target_data(self, W: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         """``pm.Data`` values that a target vector sets (swapped between imputations)."""
-        raise NotImplementedError
 
     def group_scale(self, target_scale: float) -> float:
         """Scale of the default half-normal priors of group effects."""
@@ -91,9 +92,9 @@ class Family:
         """The residual scale inside the PyMC model (a variable, or 1.0)."""
         return 1.0
 
+    @abstractmethod
     def likelihood(self, d: dict[str, Any], phi: Any, sigma: Any) -> None:
         """Add the likelihood of the target given location parameters ``phi`` to the model."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

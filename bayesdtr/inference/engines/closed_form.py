@@ -7,6 +7,7 @@ Gaussian stages without group effects (:func:`~bayesdtr.inference.engines.base.c
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ClosedFormEngine", "ConjugateEngine", "RobustEngine"]
 
 
-class ClosedFormEngine:
+class ClosedFormEngine(ABC):
     """One closed-form draw per later-stage draw, in chunks; subclasses give ``draw``."""
 
     name = ""
@@ -34,6 +35,7 @@ class ClosedFormEngine:
         """What every chunk of stage ``k`` shares (e.g. prior hyperparameters)."""
         return None
 
+    @abstractmethod
     def draw(
         self,
         ind: Induction,
@@ -48,7 +50,6 @@ class ClosedFormEngine:
         ``T`` is (len(idx), n_k), or (1, n_k) at the last stage (the same target for every draw);
         ``shared`` is what :meth:`setup` returned.
         """
-        raise NotImplementedError
 
     def fit(self, ind: Induction, k: int) -> StageDraws:
         sd = ind.design.stages[k]
