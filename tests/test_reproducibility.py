@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,3 +125,35 @@ def test_two_processes_give_bit_identical_draws_and_values(tmp_path):
     # the values differ between regimes and methods: the comparison above is not vacuous
     assert not np.array_equal(before["static/q"], before["static/aipw"])
     assert not np.array_equal(before["dynamic/q"], before["rule/q"])
+
+
+@pytest.mark.integration
+def test_a_reused_compiled_sampler_draws_as_a_fresh_one():
+    """A compiled NUTS model serves fits of the same structure on other data (other n too:
+    the chunks of ``value("optimal")``). Its draws must not depend on what it was compiled on:
+    PyMC's initial point reads the model's data containers, which are set for every run."""
+    import bayesdtr as bd
+    from bayesdtr.inference import sampling
+    from bayesdtr.inference.propensity_fit import fit_propensities
+
+    scn = bd.scenario("two_stage_cont")
+    model = bd.DTRModel(scn.sample(160, seed=4), scn.stages, outcome=scn.outcome)
+    part = model.design.subset(np.arange(90))
+
+    def gamma(design):
+        props = fit_propensities(
+            design,
+            model.stage_priors,
+            draws=60,
+            tune=60,
+            chains=1,
+            sampler="nutpie",
+            rng=np.random.default_rng(5),
+        )
+        return np.concatenate([p.gamma.ravel() for p in props])
+
+    sampling.clear_cache()
+    fresh = gamma(part)
+    sampling.clear_cache()
+    gamma(model.design)  # compiled on the whole data, 160 units
+    np.testing.assert_array_equal(gamma(part), fresh)

@@ -51,7 +51,9 @@ class NUTSSampler:
 
     def __post_init__(self) -> None:
         if self.sampler not in ("nutpie", "pymc", "numpyro"):
-            raise FitError(f"sampler={self.sampler!r} is not supported; use 'nutpie', 'pymc' or 'numpyro'.")
+            raise FitError(
+                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'pymc' or 'numpyro'."
+            )
         if self.sampler == "numpyro":
             try:
                 import numpyro  # noqa: F401
@@ -81,7 +83,13 @@ class NUTSSampler:
         t0 = time.perf_counter()
         if self.sampler == "nutpie":
             import nutpie
+            import pymc as pm
 
+            if data:
+                # the initial point is PyMC's function of the model's own data containers: set
+                # them too, or a sampler compiled on other data would start where that data put
+                # it, and the same data and seed would give different draws after other fits
+                pm.set_data(data, model=self.model)
             compiled = self._compiled.with_data(**data) if data else self._compiled  # type: ignore[attr-defined]
             tree = nutpie.sample(
                 compiled,
@@ -120,7 +128,9 @@ class NUTSSampler:
         return NUTSResult(draws=out, stats=stats, seconds=seconds)
 
 
-def cached_sampler(key: tuple, build: Callable[[], pm.Model], sampler: Sampler) -> tuple[NUTSSampler, bool]:
+def cached_sampler(
+    key: tuple, build: Callable[[], pm.Model], sampler: Sampler
+) -> tuple[NUTSSampler, bool]:
     """The compiled sampler of a model structure, compiling it on first use.
 
     Models put every data-dependent quantity in ``pm.Data`` containers, so a structure

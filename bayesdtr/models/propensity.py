@@ -64,7 +64,7 @@ def build_propensity_model(
         # infeasible arms get a logit offset of log(1e-300): probability 0 up to rounding
         data["prop_offset"] = np.log(np.where(sd.feasible, 1.0, 1e-300))
     overrides = tuple(sorted((k, repr(v)) for k, v in priors.overrides.items() if k.startswith("propensity")))
-    key = ("propensity", Z.shape[0], Z.shape[1], n_c, n_groups, restricted, overrides)
+    key = ("propensity", Z.shape[1], n_c, n_groups, restricted, overrides)
 
     def build() -> pm.Model:
         import pymc as pm
