@@ -191,9 +191,11 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: froze
 
 
 def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
-             skip: frozenset[str] = frozenset()) -> pd.DataFrame:
+             skip: frozenset[str] = frozenset(), partial: Path | None = None) -> pd.DataFrame:
     """Replicates ``first .. reps - 1`` of one cell. Replicate r's seeds are child r of
-    ``SeedSequence([seed, n])``, whatever ``first`` is, so a cell can be grown in pieces."""
+    ``SeedSequence([seed, n])``, whatever ``first`` is, so a cell can be grown in pieces.
+    With ``partial``, the replicates finished so far are written there after each one (a cell
+    stopped early keeps them; ``--first`` then continues it)."""
     import bayesdtr as bd
 
     scn = bd.scenario(name)
@@ -211,6 +213,8 @@ def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
         for row in rows:
             row.update(scenario=name, n=n, replicate=r)
         out += rows
+        if partial is not None:
+            pd.DataFrame(out).to_csv(partial, index=False)
         if (r + 1 - first) % 20 == 0:
             print(f"  {name} n={n}: {r + 1}/{reps} replicates, {time.perf_counter() - t0:.0f} s", flush=True)
     return pd.DataFrame(out)
@@ -240,10 +244,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{path.name}: done, skipped")
                 continue
             t0 = time.perf_counter()
-            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap, args.first, frozenset(args.skip))
+            partial = path.with_suffix(".partial")
+            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap, args.first, frozenset(args.skip), partial)
             tmp = path.with_suffix(".tmp")
             tab.to_csv(tmp, index=False)
             os.replace(tmp, path)
+            partial.unlink(missing_ok=True)
             print(f"{path.name}: {args.reps - args.first} replicates in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
