@@ -19,3 +19,10 @@ SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 #: Outcome families of the final stage.
 FAMILIES = ("gaussian", "bernoulli")
+
+#: Default bound on the elements (draws x units, times arms) of one chunk of the arrays built
+#: while propagating draws, tallying decisions and computing values: 1e6 float64 elements is
+#: 8 MB per array. Memory grows with this and with n, never with n x draws. Settable per fit
+#: (``fit(chunk_elements=...)``); it never changes a posterior. The closed-form engines draw
+#: their random numbers in blocks of draws sized by this default, whatever the setting.
+CHUNK_ELEMENTS = 1_000_000

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
+from bayesdtr.constants import CHUNK_ELEMENTS, ENGINES, PROPAGATIONS, SAMPLERS
 from bayesdtr.data.design import build_design
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.data.validate import check_draws_memory
@@ -184,6 +184,7 @@ class DTRModel:
         progressbar: bool = True,
         warn: bool = True,
         strict: bool = False,
+        chunk_elements: int | None = None,
     ):
         """Fit every stage by backward induction and return a :class:`~bayesdtr.DTRPosterior`.
 
@@ -234,6 +235,12 @@ class DTRModel:
             Raise :class:`~bayesdtr.FitError` instead of warning when the sampling diagnostics
             fail (divergences, R-hat > 1.01, bulk ESS < 400, or R-hat undefined with one
             chain). Closed-form stages draw exactly and always pass.
+        chunk_elements : int or None
+            Memory bound: the most array elements (draws x units x arms) built at once while
+            propagating draws, tallying P(optimal) and computing values (None:
+            :data:`~bayesdtr.constants.CHUNK_ELEMENTS`, 1e6, i.e. 8 MB per float64 array).
+            Peak memory grows with the number of units and this setting, never with units x
+            draws; the results do not depend on it (up to floating-point summation order).
 
         Returns
         -------
@@ -260,6 +267,13 @@ class DTRModel:
             raise FitError(f"sampler={sampler!r} is not one of {list(SAMPLERS)}.")
         if not isinstance(strict, bool | np.bool_):
             raise FitError(f"strict= must be True or False; got {strict!r}.")
+        if chunk_elements is not None and (
+            isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int | np.integer) or chunk_elements < 1
+        ):
+            raise FitError(
+                f"chunk_elements= must be None or an integer >= 1 (array elements per chunk, e.g. "
+                f"1_000_000); got {chunk_elements!r}."
+            )
         check_draws_memory(
             [sd.n_coef + (len(self.design.group_levels) + 1) * sd.n_arms for sd in self.design.stages],
             [(sd.n_arms - 1) * (len(sd.prop_terms) + len(self.design.group_levels)) for sd in self.design.stages],
@@ -282,6 +296,7 @@ class DTRModel:
             robust=bool(robust),
             progressbar=bool(progressbar),
             group_contrast=self.group_contrast,
+            max_chunk_elements=CHUNK_ELEMENTS if chunk_elements is None else int(chunk_elements),
         )
         stage_engines(self.design, settings, self.stage_priors)  # fail fast on bad requests
         root = np.random.SeedSequence(int(random_seed))

@@ -69,7 +69,7 @@ SPEC_KEYS = ("outcome", "family", "group", "group_contrast", "id", "timeline", "
 STAGE_KEYS = ("treatment", "main", "contrast", "propensity", "applies", "reward", "feasible")
 #: Keys of ``[fit]``: the keyword arguments of ``DTRModel.fit`` (the command line owns ``progressbar``).
 FIT_KEYS = ("draws", "tune", "chains", "random_seed", "propagation", "engine", "sampler",
-            "imputations", "imputation_tune", "robust", "warn", "strict")
+            "imputations", "imputation_tune", "robust", "warn", "strict", "chunk_elements")
 
 
 class FeasibleWhen:

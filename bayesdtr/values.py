@@ -98,8 +98,17 @@ def q_value(weights: BootstrapWeights, ind: Induction) -> np.ndarray:
     Q_1^{d,(s)}(H_i, d_1(H_i))`, the regime of ``ind`` followed by its own backward induction."""
     out = np.empty(weights.n_samples)
     for idx in weights.chunks():
-        out[idx] = np.sum(weights.weights(idx) * ind.stage1_values(idx), axis=1) / weights.n_units
+        w = weights.weights(idx)
+        for part in _parts(len(idx), ind.chunk_size(0)):
+            out[idx[part]] = np.sum(w[part] * ind.stage1_values(idx[part]), axis=1) / weights.n_units
     return out
+
+
+def _parts(length: int, step: int) -> Iterator[slice]:
+    """Slices of at most ``step`` positions covering ``range(length)`` (memory chunks within a
+    block of draws; every value draw is a sum over units, so the split changes no result)."""
+    for start in range(0, length, step):
+        yield slice(start, min(length, start + step))
 
 
 def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.ndarray | None = None) -> np.ndarray:
@@ -110,14 +119,17 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.n
     """
     check_propensities(post.design, post.propensities, method)
     out = np.empty(post.n_samples)
-    for idx in post.bootstrap.chunks():
-        omega = post.bootstrap.weights(idx)
-        num, ratio = unit_terms(ind, post.propensities, idx, method)
-        if ess is not None:
-            w = omega * ratio
-            sq = np.sum(w * w, axis=1)
-            ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
-        out[idx] = pool(omega, num, ratio if method == "ipw" else None)
+    step = max(1, ind.chunk_size(0) // 2)  # unit_terms holds about twice the arrays of a Q pass
+    for block in post.bootstrap.chunks():
+        weights = post.bootstrap.weights(block)
+        for part in _parts(len(block), step):
+            idx, omega = block[part], weights[part]
+            num, ratio = unit_terms(ind, post.propensities, idx, method)
+            if ess is not None:
+                w = omega * ratio
+                sq = np.sum(w * w, axis=1)
+                ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
+            out[idx] = pool(omega, num, ratio if method == "ipw" else None)
     return out
 
 

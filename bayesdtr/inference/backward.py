@@ -38,6 +38,7 @@ from typing import Literal
 
 import numpy as np
 
+from bayesdtr.constants import CHUNK_ELEMENTS
 from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import RegimeError
 from bayesdtr.inference.draws import (
@@ -75,7 +76,7 @@ class FitSettings:
     robust: bool = False
     progressbar: bool = False
     group_contrast: bool = False
-    max_chunk_elements: int = 1_000_000
+    max_chunk_elements: int = CHUNK_ELEMENTS
 
     @property
     def tune_per_imputation(self) -> int:
@@ -144,9 +145,20 @@ class Induction:
         return family_of(self.design.family) if k == self.K - 1 else GAUSSIAN
 
     def chunk_size(self, k: int) -> int:
+        """Draws per chunk when propagating from stage k: at most ``settings.max_chunk_elements``
+        elements per (draws x units x arms x later stages) block, at least one draw."""
+        return self._draws_per(k, self.settings.max_chunk_elements)
+
+    def block_size(self, k: int) -> int:
+        """Draws per block of random numbers of the closed-form engines at stage k: the chunk
+        size of the default :data:`~bayesdtr.constants.CHUNK_ELEMENTS`, fixed so that the memory
+        setting never changes a posterior."""
+        return self._draws_per(k, CHUNK_ELEMENTS)
+
+    def _draws_per(self, k: int, elements: int) -> int:
         sd = self.design.stages[k]
         per = max(self.design.n, 1) * max(sd.n_arms, 2) * (self.K - k + 1)
-        return max(1, min(self.settings.total, self.settings.max_chunk_elements // per))
+        return max(1, min(self.settings.total, elements // per))
 
     def observed_return(self) -> np.ndarray:
         return self.design.y + sum(sd.reward for sd in self.design.stages)
@@ -169,7 +181,17 @@ class Induction:
             d = self.fixed_decisions(k)
             return np.broadcast_to(d, q.shape[1:]), select_arm(q, d)
         d, best = best_arm(q, sd.feasible)
-        tally = self._tallies.setdefault(k, (np.zeros((sd.n_units, sd.n_arms)), np.zeros(self.fits[k].n, dtype=bool)))  # type: ignore[union-attr]
+        self._tally(k, d, idx)
+        return d, best
+
+    def _tally(self, k: int, d: np.ndarray, idx: np.ndarray) -> None:
+        """Count the optimal arms ``d`` (len(idx), n_k) of draws ``idx`` not yet counted."""
+        sd = self.design.stages[k]
+        tally = self._tallies.get(k)
+        if tally is None:
+            # arm-first integer counts of arms 1..m-1 (arm 0: the draws seen minus the others)
+            tally = (np.zeros((sd.n_arms, sd.n_units), dtype=np.int64), np.zeros(self.fits[k].n, dtype=bool))  # type: ignore[union-attr]
+            self._tallies[k] = tally
         counts, seen = tally
         uniq, first = np.unique(idx, return_index=True)
         new = first[~seen[uniq]]
@@ -177,20 +199,20 @@ class Induction:
             seen[idx[new]] = True
             dn = d if len(new) == len(idx) else d[new]
             if sd.n_arms == 2:
-                ones = dn.sum(axis=0, dtype=np.int64)
-                counts[:, 1] += ones
-                counts[:, 0] += len(new) - ones
+                counts[1] += dn[0] if len(dn) == 1 else dn.sum(axis=0, dtype=np.int64)
             else:
-                for j in range(sd.n_arms):
-                    counts[:, j] += np.count_nonzero(dn == j, axis=0)
-        return d, best
+                for j in range(1, sd.n_arms):
+                    counts[j] += np.count_nonzero(dn == j, axis=0)
 
     def decision_counts(self, k: int) -> np.ndarray | None:
-        """Per-unit counts of each arm being optimal over all draws of stage k, if all were seen."""
+        """Per-unit counts of each arm being optimal over all draws of stage k, if all were seen:
+        (n_k, m) floats."""
         tally = self._tallies.get(k)
         if tally is None or not tally[1].all():
             return None
-        return tally[0]
+        counts = tally[0].astype(float)
+        counts[0] = len(tally[1]) - counts[1:].sum(axis=0)
+        return counts.T
 
     def fixed_decisions(self, k: int) -> np.ndarray:
         if k not in self._fixed:
@@ -213,44 +235,51 @@ class Induction:
         n = self.design.n
         everyone = sd.n_units == n
         need_T = prop != "mean" or not everyone
+        cols = slice(None) if everyone else sd.units
         if need_T:
             if k == self.K - 1:
                 T = np.broadcast_to(self.design.y + sd.reward, (len(idx), n)).copy()
             else:
                 anc = self.fits[k].ancestor[idx]  # type: ignore[union-attr]
                 T = sd.reward[None, :] + self.value_to_go(k + 1, anc, propagation)
-            V = T.copy()
+            V = T  # a fresh array: V's units are overwritten below from T's (read first)
         else:
             V = np.empty((len(idx), n))
         q = self.q_observed(k, idx)
-        d, qd = self.decide(k, q, idx)
+        if prop == "modal" and self.regime.follows_optimal(sd.treatment):
+            # map_decisions has tallied every draw's argmax: no per-draw decision needed here
+            d, qd = None, select_arm(q, self.map_decisions(k))
+        else:
+            d, qd = self.decide(k, q, idx)
         if prop == "mean":
-            V[:, sd.units] = qd
-        elif prop == "augmented":
+            V[:, cols] = qd
+        elif prop in ("augmented", "modal"):
+            # "modal" (qd above): augmented, with the arm most often optimal across draws instead
+            # of each draw's argmax
             qa = select_arm(q, sd.a)
-            V[:, sd.units] = T[:, sd.units] + qd - qa
-        elif prop == "modal":
-            # augmented, with the arm most often optimal across draws instead of each draw's argmax
-            if self.regime.follows_optimal(sd.treatment):
-                qd = select_arm(q, self.map_decisions(k))
-            V[:, sd.units] = T[:, sd.units] + qd - select_arm(q, sd.a)
+            if everyone:  # in place, the same operations as T + qd - qa
+                np.add(V, qd, out=V)
+                np.subtract(V, qa, out=V)
+            else:
+                V[:, cols] = T[:, cols] + qd - qa
         else:  # predictive
             sigma = self.fits[k].sigma  # type: ignore[union-attr]
             draw = self.outcome_family(k).predictive(self.rngs[k], qd, None if sigma is None else sigma[idx])
-            V[:, sd.units] = np.where(d == sd.a[None, :], T[:, sd.units], draw)
+            V[:, cols] = np.where(d == sd.a[None, :], T[:, cols], draw)
         return V
 
     def map_decisions(self, k: int) -> np.ndarray:
         """The arm most often optimal across stage k's draws, for each of its units."""
         if k not in self._map:
             sd = self.design.stages[k]
-            counts = np.zeros((sd.n_arms, sd.n_units))
             step = self.chunk_size(k)
             for start in range(0, self.fits[k].n, step):  # type: ignore[union-attr]
                 idx = np.arange(start, min(self.fits[k].n, start + step))  # type: ignore[union-attr]
-                best = best_arm(self.q_observed(k, idx), sd.feasible)[0]
-                for j in range(sd.n_arms):
-                    counts[j] += np.count_nonzero(best == j, axis=0)
+                tally = self._tallies.get(k)
+                if tally is None or not tally[1][idx].all():
+                    # the same argmax as decide(): P(optimal) of stage k's units comes for free
+                    self._tally(k, best_arm(self.q_observed(k, idx), sd.feasible)[0], idx)
+            counts = self.decision_counts(k).T.copy()  # type: ignore[union-attr]
             counts[~sd.feasible.T] = -1
             self._map[k] = np.argmax(counts, axis=0)
         return self._map[k]
@@ -269,7 +298,17 @@ def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) ->
     labels = regime.assign(sd.treatment, rows)
     code_of = {a: i for i, a in enumerate(sd.arms)}
     codes = np.empty(len(labels), dtype=np.int64)
-    for i, lab in enumerate(labels):
+    todo = range(len(labels))
+    uniq, inverse = _unique_labels(labels)
+    if uniq is not None:  # look up each distinct label once (O(n) in NumPy, not Python)
+        codes[:] = -1
+        for j, lab in enumerate(uniq):
+            key = lab.item() if isinstance(lab, np.generic) else lab
+            if key in code_of:
+                codes[inverse == j] = code_of[key]
+        todo = np.flatnonzero(codes < 0)
+    for i in todo:
+        lab = labels[i]
         key = lab.item() if isinstance(lab, np.generic) else lab
         if key not in code_of:
             raise RegimeError(
@@ -286,3 +325,15 @@ def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) ->
             f"unit's feasible arms are {[a for a, f in zip(sd.arms, feasible[i], strict=True) if f]}."
         )
     return codes
+
+
+def _unique_labels(labels) -> tuple[np.ndarray | None, np.ndarray]:
+    """Distinct labels and each label's position among them, or (None, ...) when they cannot be
+    sorted (mixed types): the caller then looks up every label."""
+    try:
+        uniq, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    except TypeError:
+        return None, np.empty(0, dtype=np.int64)
+    if uniq.dtype == object or len(uniq) > 64:
+        return None, inverse
+    return uniq, inverse.reshape(-1)

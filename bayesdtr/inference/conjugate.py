@@ -39,7 +39,7 @@ from scipy import linalg
 from bayesdtr.inference.draws import select_arm
 from bayesdtr.models.priors import NIGHyper
 
-__all__ = ["nig_draws", "robust_draws", "overlap_weights"]
+__all__ = ["nig_draws", "nig_factor", "nig_from_stats", "nig_stats", "robust_draws", "overlap_weights"]
 
 
 def nig_draws(
@@ -49,6 +49,7 @@ def nig_draws(
     rng: np.random.Generator,
     *,
     n_draws: int | None = None,
+    chol: tuple[np.ndarray, bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One exact NIG posterior draw per row of ``T`` (or ``n_draws`` draws for a single row).
 
@@ -58,25 +59,59 @@ def nig_draws(
     T : (S, n) target vectors, or (1, n) with ``n_draws``
     hyper : prior hyperparameters
     rng : generator
+    chol : the Cholesky factor of Lambda_n from :func:`nig_factor`, if already computed
 
     Returns
     -------
     theta : (S, p)
     sigma : (S,)
     """
-    n, p = X.shape
+    XtT, tt = nig_stats(X, T)
+    factor = nig_factor(X, hyper) if chol is None else chol
+    return nig_from_stats(X.shape[0], XtT, tt, hyper, rng, factor, n_draws=n_draws)
+
+
+def nig_factor(X: np.ndarray, hyper: NIGHyper) -> tuple[np.ndarray, bool]:
+    r"""Cholesky factor (scipy ``cho_factor`` form) of :math:`\Lambda_n = X^\top X + \Lambda_0`,
+    the same for every draw of a stage."""
+    return linalg.cho_factor(X.T @ X + np.diag(1.0 / hyper.tau**2), lower=True)
+
+
+def nig_stats(X: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The sufficient statistics of targets ``T`` (S, n): :math:`X^\top T` (S, p) and
+    :math:`T^\top T` (S,).
+
+    Both are sums over units, so they can be accumulated over chunks of units (or computed for
+    chunks of draws) without holding a (draws x units) array.
+    """
+    return T @ X, np.einsum("sn,sn->s", T, T)
+
+
+def nig_from_stats(
+    n: int,
+    XtT: np.ndarray,
+    tt: np.ndarray,
+    hyper: NIGHyper,
+    rng: np.random.Generator,
+    chol: tuple[np.ndarray, bool],
+    *,
+    n_draws: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One exact NIG draw per row of the sufficient statistics (see :func:`nig_stats`), or
+    ``n_draws`` draws for a single row.
+
+    ``n`` is the number of units; ``chol`` the factor from :func:`nig_factor`. Returns
+    ``theta`` (S, p) and ``sigma`` (S,).
+    """
     lam0 = 1.0 / hyper.tau**2
-    Lam_n = X.T @ X + np.diag(lam0)
-    chol = linalg.cho_factor(Lam_n, lower=True)
-    rhs = T @ X + lam0 * hyper.m0  # (S, p)
+    rhs = XtT + lam0 * hyper.m0  # (S, p)
     m_n = linalg.cho_solve(chol, rhs.T).T
-    S = n_draws if n_draws is not None else T.shape[0]
-    if T.shape[0] == 1 and S > 1:
+    S = n_draws if n_draws is not None else XtT.shape[0]
+    if XtT.shape[0] == 1 and S > 1:
         m_n = np.repeat(m_n, S, axis=0)
         rhs = np.repeat(rhs, S, axis=0)
-        tt = np.repeat(np.einsum("sn,sn->s", T, T), S)
-    else:
-        tt = np.einsum("sn,sn->s", T, T)
+        tt = np.repeat(tt, S)
+    p = XtT.shape[1]
     a_n = hyper.a0 + n / 2.0
     b_n = hyper.b0 + 0.5 * (tt + np.sum(lam0 * hyper.m0**2) - np.einsum("sp,sp->s", m_n, rhs))
     b_n = np.maximum(b_n, 1e-300)

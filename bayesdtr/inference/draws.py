@@ -165,6 +165,8 @@ def best_arm(q: np.ndarray, feasible: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def select_arm(q: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Values of arm-first ``q`` (m, S, n) at arm ``codes`` ((S, n) or (n,)): (S, n)."""
+    if q.shape[0] == 2:  # one pass
+        return np.where(codes == 1, q[1], q[0])
     out = np.array(np.broadcast_to(q[0], q.shape[1:]))
     codes = np.broadcast_to(codes, q.shape[1:])
     for j in range(1, q.shape[0]):

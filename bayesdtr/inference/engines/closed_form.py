@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayesdtr.data.design import DTRDesign
-from bayesdtr.inference.conjugate import nig_draws, robust_draws
+from bayesdtr.inference.conjugate import (
+    nig_draws,
+    nig_factor,
+    nig_from_stats,
+    nig_stats,
+    robust_draws,
+)
 from bayesdtr.inference.draws import StageDraws, propensity_for
 from bayesdtr.inference.engines.base import closed_form_reasons
 from bayesdtr.models.families import family_of
@@ -51,23 +57,29 @@ class ClosedFormEngine(ABC):
         ``shared`` is what :meth:`setup` returned.
         """
 
+    def draw_block(
+        self, ind: Induction, k: int, shared: object, idx: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Centred draws for the block of draws ``idx`` (the targets, then :meth:`draw`)."""
+        T = ind.target_for_fit(k, None if k == ind.K - 1 else idx)
+        return self.draw(ind, k, shared, T, idx, rng)
+
     def fit(self, ind: Induction, k: int) -> StageDraws:
         sd = ind.design.stages[k]
         S = ind.settings.total
         rng = ind.rngs[k]
-        theta = np.empty((S, sd.n_coef))
+        theta_c = np.empty((S, sd.n_coef))
         sigma = np.empty(S)
         last = k == ind.K - 1
         shared = self.setup(ind, k)
-        step = ind.chunk_size(k)
+        # random numbers are drawn in fixed blocks (Induction.block_size), whatever the memory
+        # setting, so that the chunk size never changes a posterior
+        step = ind.block_size(k)
         for start in range(0, S, step):
             idx = np.arange(start, min(S, start + step))
-            T = ind.target_for_fit(k, None if last else idx)
-            th, sg = self.draw(ind, k, shared, T, idx, rng)
-            theta[idx] = sd.uncenter(th)
-            sigma[idx] = sg
+            theta_c[idx], sigma[idx] = self.draw_block(ind, k, shared, idx, rng)
         return StageDraws(
-            theta=theta,
+            theta=sd.uncenter(theta_c),
             sigma=sigma,
             chains=ind.settings.chains,
             draws=ind.settings.draws,
@@ -95,9 +107,9 @@ class ConjugateEngine(ClosedFormEngine):
 
     def setup(self, ind: Induction, k: int) -> object:
         sd = ind.design.stages[k]
-        return sd.X_centered, nig_hyper(
-            sd.X_main, sd.X_contrast, sd.n_arms, ind.observed_return()[sd.units]
-        )
+        X = sd.X_centered
+        hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, ind.observed_return()[sd.units])
+        return X, hyper, nig_factor(X, hyper)  # one Cholesky factor serves every draw
 
     def draw(
         self,
@@ -108,8 +120,24 @@ class ConjugateEngine(ClosedFormEngine):
         idx: np.ndarray,
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
-        X, hyper = shared  # type: ignore[misc]
-        return nig_draws(X, T, hyper, rng, n_draws=len(idx) if k == ind.K - 1 else None)
+        X, hyper, chol = shared  # type: ignore[misc]
+        return nig_draws(X, T, hyper, rng, n_draws=len(idx) if k == ind.K - 1 else None, chol=chol)
+
+    def draw_block(
+        self, ind: Induction, k: int, shared: object, idx: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The targets enter only through X'T and T'T, accumulated over chunks of draws of at
+        most ``settings.max_chunk_elements`` (draws x units) elements."""
+        if k == ind.K - 1:
+            return super().draw_block(ind, k, shared, idx, rng)
+        X, hyper, chol = shared  # type: ignore[misc]
+        XtT = np.empty((len(idx), X.shape[1]))
+        tt = np.empty(len(idx))
+        step = ind.chunk_size(k)
+        for start in range(0, len(idx), step):
+            part = slice(start, min(len(idx), start + step))
+            XtT[part], tt[part] = nig_stats(X, ind.target_for_fit(k, idx[part]))
+        return nig_from_stats(X.shape[0], XtT, tt, hyper, rng, chol)
 
 
 class RobustEngine(ClosedFormEngine):
