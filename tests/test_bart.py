@@ -111,6 +111,13 @@ def test_queries_on_a_bart_posterior(band):
     tab = post.compare({"optimal": "optimal", "never": bd.Regime.static(A1=0, A2=0)}, crossfit=0)
     assert list(tab.index) == ["optimal", "never"]
     assert post.predict_outcome("optimal", new).shape == (2, 30, 40)
+    assert "nonparametric (BART Q-function)" in str(post.rule())
+    assert post.rule().table().shape[0] == 300
+    with pytest.raises(
+        FitError,
+        match=r"Stage 'A1' has a nonparametric \(BART\) Q-function: it has no coefficients",
+    ):
+        post.coef("A1")
 
 
 def test_bart_finds_the_band_the_linear_model_misses():
