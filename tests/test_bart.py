@@ -7,6 +7,7 @@ the optional dependency stochtree is not installed (``pip install "bayesdtr[bart
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayesdtr as bd
@@ -172,3 +173,32 @@ def test_bart_posterior_saves_and_loads(band, tmp_path):
         FitError, match=r"BART Q-function and this posterior was read from a file.*not the forests"
     ):
         again.prob_optimal(2, data=scn.sample(5, seed=1))
+
+
+def test_bart_with_three_arms_feasible_sets_rewards_and_applies():
+    pytest.importorskip("stochtree")
+    rng = np.random.default_rng(0)
+    n = 150
+    df = pd.DataFrame({"X1": rng.normal(size=n)})
+    df["A1"] = rng.choice(["a", "b", "c"], n)
+    df.loc[df["X1"] <= -1.5, "A1"] = "a"
+    df["R1"] = rng.normal(size=n)
+    df["resp"] = rng.random(n) < 0.4
+    df["A2"] = rng.integers(0, 2, n)
+    df["Y"] = df["X1"] + (df["A1"] == "b") * df["X1"] + 0.5 * df["A2"] + rng.normal(size=n)
+
+    def feasible(d):
+        ok = d["X1"] > -1.5
+        return pd.DataFrame({"a": True, "b": ok, "c": ok}, index=d.index)
+
+    stages = [
+        bd.Stage("A1", q=bd.BART(covariates=["X1"], **TINY), feasible=feasible, reward="R1"),
+        bd.Stage("A2", q=bd.BART(covariates=["X1", "A1", "R1"], **TINY), applies="~resp"),
+    ]
+    post = bd.DTRModel(df, stages, outcome="Y").fit(**FIT)
+    p1 = post.prob_optimal(1)
+    assert list(p1.columns) == ["a", "b", "c"]
+    only_a = (df["X1"] <= -1.5).to_numpy()
+    assert only_a.any() and (p1.to_numpy()[only_a, 1:] == 0).all()
+    assert post.prob_optimal(2).shape == (int((~df["resp"]).sum()), 2)
+    assert np.isfinite(post.value(bd.Regime.static(A1="a", A2=0)).values).all()
