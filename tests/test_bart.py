@@ -135,7 +135,7 @@ def test_bart_finds_the_band_the_linear_model_misses():
     bart = match(
         bd.DTRModel(df, scn.bart_stages(trees=20, burn=50, imputations=2), outcome="Y").fit(**FIT)
     )
-    linear = match(bd.DTRModel(df, scn.stages, outcome="Y").fit(**FIT))
+    linear = match(bd.DTRModel(df, scn.linear_stages(), outcome="Y").fit(**FIT))
     assert bart >= 0.85 and linear <= 0.75, (bart, linear)
 
 

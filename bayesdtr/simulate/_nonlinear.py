@@ -47,8 +47,11 @@ class NonlinearBand(Scenario):
 
     A contrast linear in :math:`X_k` cannot represent the band: its best linear fit is about 0
     (the band is symmetric and :math:`E[c] = 0`), so its rule matches the optimal one for about
-    half of the units. :attr:`stages` are that linear (misspecified) model, with known
-    propensities 1/2; :meth:`bart_stages` gives BART Q-functions on the same columns.
+    half of the units. :attr:`stages` are the correctly specified linear model (the band
+    indicators and :math:`\sin(\pi X_1)`, :math:`X_2^2` written in the formulas);
+    :meth:`linear_stages` the misspecified one a user would write (linear in :math:`X_1`,
+    :math:`X_2`); :meth:`bart_stages` BART Q-functions on the same columns. All with known
+    propensities 1/2.
     """
 
     #: Points per axis of the quadrature grid of other regimes' values.
@@ -68,7 +71,22 @@ class NonlinearBand(Scenario):
 
     @property
     def stages(self) -> list[Stage]:
-        """The linear model (misspecified contrasts ``1 + X_k``), known propensities 1/2."""
+        """Correctly specified linear stages: band indicators in the contrasts."""
+        known = KnownPropensity({0: 0.5, 1: 0.5})
+        band1, band2 = "I(1.0 * (np.abs(X1) < 0.5))", "I(1.0 * (np.abs(X2) < 0.5))"
+        sin1 = "np.sin(np.pi * X1)"
+        return [
+            Stage("A1", main=sin1, contrast=f"1 + {band1}", propensity=known),
+            Stage(
+                "A2",
+                main=f"{sin1} + I(X2**2) + A1 + A1:{band1}",
+                contrast=f"1 + {band2}",
+                propensity=known,
+            ),
+        ]
+
+    def linear_stages(self) -> list[Stage]:
+        """The misspecified linear model: mains and contrasts linear in X1, X2."""
         known = KnownPropensity({0: 0.5, 1: 0.5})
         return [
             Stage("A1", main="X1", contrast="1 + X1", propensity=known),
