@@ -5,7 +5,8 @@ Per seeded data set (n = 1,000): BART stages (``covariates=["X1"]`` and ``["X1",
 ``main="X1 + X2 + A1"``, ``contrast="1 + X2"``; conjugate engine), no propensity models. For each:
 the 95% equal-tailed interval of ``value("optimal", method="q")`` with the default online
 sample splitting (estimand V(d_hat)) and of the plug-in ``crossfit=0``, and whether each covers
-the true optimal value 5.4641 (and the true value of the posterior-mode rule ``post.rule()``).
+the true optimal value 5.4641. (The true value of ``post.rule()`` is left out: the scenario
+computes it by a Monte Carlo over 1,000,000 units, minutes of forest predictions.)
 
 Usage::
 
@@ -48,13 +49,12 @@ def main() -> None:
             post = bd.DTRModel(df, stages, outcome="Y").fit(
                 draws=100, chains=2, random_seed=r + 1, progressbar=False, warn=False
             )
-            v_rule = scn.true_value(post.rule())
             for cf in ("auto", 0):
                 v = post.value("optimal", method="q", crossfit=cf)
                 lo, hi = np.quantile(v.values, [0.025, 0.975])
                 print(
                     f"rep {r} {label:6} crossfit={cf!s:4} [{lo:.3f}, {hi:.3f}] covers V(d*)={v_opt:.3f}: "
-                    f"{lo <= v_opt <= hi}; true V(rule) {v_rule:.3f} covered: {lo <= v_rule <= hi}",
+                    f"{lo <= v_opt <= hi}",
                     flush=True,
                 )
 
