@@ -16,6 +16,7 @@ if sys.version_info < (3, 12):  # noqa: UP036  # pragma: no cover - guarded by r
     )
 
 from bayesdtr._version import __version__
+from bayesdtr.data.bart_spec import BART
 from bayesdtr.data.datasets import list_datasets, load_data
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.exceptions import (
@@ -48,6 +49,7 @@ from bayesdtr.simulate.scenarios import Scenario, list_scenarios, scenario
 from bayesdtr.simulate.study import StudyResult, simulation_study
 
 __all__ = [
+    "BART",
     "BayesDTRError",
     "BayesDTRWarning",
     "ConvergenceWarning",

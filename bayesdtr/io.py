@@ -49,6 +49,7 @@ from bayesdtr.data.stored import design_datasets, design_from_tree, rebuild_desi
 from bayesdtr.exceptions import FileFormatError, PriorError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
+from bayesdtr.inference.engines.bart import StoredQ, q_units_of
 from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ __all__ = [
 #: Version of the file layout; files of a newer format are refused.
 FORMAT_VERSION = 2
 _DIGITS = re.compile(r"[0-9]{1,200}")
-_ENGINES = ("conjugate", "gibbs", "mcmc", "robust")
+_ENGINES = ("conjugate", "gibbs", "mcmc", "robust", "bart")
 
 
 @dataclass
@@ -94,10 +95,6 @@ def stage_posterior_dataset(
 ) -> xr.Dataset:
     """Stage draws as a Dataset with the fixed dim names (reference arm's psi = 0)."""
     C, D = fit.chains, fit.draws
-    pm_, pc = sd.X_main.shape[1], sd.X_contrast.shape[1]
-    beta = fit.theta[:, :pm_].reshape(C, D, pm_)
-    psi = np.zeros((C, D, sd.n_arms, pc))
-    psi[:, :, 1:, :] = fit.theta[:, pm_:].reshape(C, D, sd.n_arms - 1, pc)
     coords: dict[str, Any] = {
         "chain": np.arange(C),
         "draw": np.arange(D),
@@ -105,10 +102,13 @@ def stage_posterior_dataset(
         "contrast_term": np.asarray(sd.contrast_terms, dtype=object),
         "arm": arm_array(sd.arms),
     }
-    data: dict[str, Any] = {
-        "beta": (("chain", "draw", "main_term"), beta),
-        "psi": (("chain", "draw", "arm", "contrast_term"), psi),
-    }
+    q_units = q_units_of(fit)
+    if q_units is not None:  # a BART stage: its units' Q evaluations instead of coefficients
+        data: dict[str, Any] = {
+            "q_units": (("chain", "draw", "arm", "unit"), _q_units_layout(q_units, C, D))
+        }
+    else:
+        data = _coefficients(sd, fit)
     if fit.sigma is not None:
         data["sigma"] = (("chain", "draw"), fit.sigma.reshape(C, D))
     G = len(group_levels)
@@ -132,6 +132,23 @@ def stage_posterior_dataset(
         treatment=sd.treatment, engine=fit.engine, family=fit.family, reference_arm=str(sd.arms[0])
     )
     return ds
+
+
+def _coefficients(sd: StageDesign, fit: StageDraws) -> dict[str, Any]:
+    C, D = fit.chains, fit.draws
+    pm_, pc = sd.X_main.shape[1], sd.X_contrast.shape[1]
+    beta = fit.theta[:, :pm_].reshape(C, D, pm_)
+    psi = np.zeros((C, D, sd.n_arms, pc))
+    psi[:, :, 1:, :] = fit.theta[:, pm_:].reshape(C, D, sd.n_arms - 1, pc)
+    return {
+        "beta": (("chain", "draw", "main_term"), beta),
+        "psi": (("chain", "draw", "arm", "contrast_term"), psi),
+    }
+
+
+def _q_units_layout(q: np.ndarray, C: int, D: int) -> np.ndarray:
+    """(arm, draw, unit) -> (chain, draw, arm, unit)."""
+    return np.moveaxis(q, 0, 1).reshape((C, D) + (q.shape[0], q.shape[2]))
 
 
 def _propensity_dataset(
@@ -529,10 +546,19 @@ def _stage_draws(
         raise file_error(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
     if family != (design.family if last else "gaussian"):
         raise file_error(source, f"{where} family {family!r:.40} does not match the design")
-    beta = _draws(ds, "beta", (C, D, sd.X_main.shape[1]), source, where)
-    psi = _draws(ds, "psi", (C, D, m, sd.X_contrast.shape[1]), source, where)
-    if np.any(psi[:, :, 0, :] != 0):
-        raise file_error(source, f"{where} psi of the reference arm must be 0")
+    q_model = None
+    if engine == "bart":  # a BART stage stores its units' Q evaluations, not coefficients
+        q = _draws(ds, "q_units", (C, D, m, sd.n_units), source, where)
+        q_model = StoredQ(
+            np.ascontiguousarray(np.moveaxis(q.reshape(S, m, sd.n_units), 1, 0)), sd.X_main
+        )
+        theta = np.empty((S, 0))
+    else:
+        beta = _draws(ds, "beta", (C, D, sd.X_main.shape[1]), source, where)
+        psi = _draws(ds, "psi", (C, D, m, sd.X_contrast.shape[1]), source, where)
+        if np.any(psi[:, :, 0, :] != 0):
+            raise file_error(source, f"{where} psi of the reference arm must be 0")
+        theta = np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1)
     sigma = None
     if family == "gaussian":
         sigma = _draws(ds, "sigma", (C, D), source, where).reshape(S)
@@ -547,7 +573,7 @@ def _stage_draws(
         if np.any((ancestor < 0) | (ancestor >= S)):
             raise file_error(source, f"{where} ancestor indices must lie in 0..{S - 1}")
     return StageDraws(
-        theta=np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1),
+        theta=theta,
         sigma=sigma,
         chains=C,
         draws=D,
@@ -558,6 +584,7 @@ def _stage_draws(
         extras=extras,
         ancestor=ancestor,
         stats=_sample_stats(tree, node, C, D, source),
+        q_model=q_model,
     )
 
 

@@ -191,6 +191,12 @@ class DTRPosterior:
 
     def coef(self, stage: int | str) -> xr.Dataset:
         """Posterior of a stage's coefficients: ``beta`` (main_term) and ``psi`` (arm, contrast_term)."""
+        k, sd = self._stage(stage)
+        if self.fits[k].q_model is not None:
+            raise FitError(
+                f"Stage {sd.treatment!r} has a nonparametric (BART) Q-function: it has no coefficients. "
+                "Use post.q_values(), post.prob_optimal() or post.rule().table() instead."
+            )
         return self.stage_posterior(stage)[["beta", "psi"]]
 
     # ------------------------------------------------------------------ values

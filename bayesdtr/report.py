@@ -215,6 +215,12 @@ def _section_diagnostics(post: DTRPosterior) -> str:
 def _section_contrasts(post: DTRPosterior) -> str:
     from bayesdtr.plotting import plot_contrasts, plot_contrasts_data, plot_shrinkage
 
+    bart = [sd.treatment for sd, fit in zip(post.design.stages, post.fits, strict=True) if fit.q_model is not None]
+    if bart:  # sums of trees have no contrast coefficients
+        return (
+            f"<p>Stage(s) {_esc(', '.join(bart))} have nonparametric (BART) Q-functions, which have no "
+            "contrast coefficients: see the estimated rule and P(optimal) per unit below.</p>"
+        )
     axes = plot_contrasts(post)
     data = plot_contrasts_data(post).set_index("stage")
     out = (

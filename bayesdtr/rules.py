@@ -89,7 +89,7 @@ class StageRule:
         out.append(f"  rule:  {self.formula}")
         if len(self.arms) > 2:
             out.extend(f"          {a!s}: {s}" for a, s in self.scores.items())
-        src = "posterior-mean contrasts"
+        src = "posterior-mean Q" if self.formula == BART_RULE else "posterior-mean contrasts"
         if kind == "map":
             out.append(
                 f"         ({src}; gives the rule's arm to {self.formula_agreement:.0%} of the units, "
@@ -197,12 +197,20 @@ def _sentence(
     )
 
 
+#: The rule text of a BART stage (sums of trees have no closed-form rule).
+BART_RULE = "nonparametric (BART Q-function): no formula; see the recommended arm per unit in rule.table()"
+
+
 def stage_rule(rule: EstimatedRule, stage: int | str) -> StageRule:
     """Summarize the estimated rule at ``stage`` on the units that reach it."""
     post = rule.post
     sd = post.design.stage(stage)
     k = sd.position - 1
-    psi = post.coef(sd.treatment)["psi"].mean(("chain", "draw")).values
+    bart = post.fits[k].q_model is not None  # a BART stage: no coefficients, no rule formula
+    if bart:
+        psi = np.zeros((sd.n_arms, sd.X_contrast.shape[1]))
+    else:
+        psi = post.coef(sd.treatment)["psi"].mean(("chain", "draw")).values
     rows = post.design.data.iloc[sd.units]
     labels = pd.Index(post.design.obs_labels(rows), name="obs")
     arm = pd.Series(np.asarray(rule.assign(sd.treatment, rows)), index=labels, name=sd.treatment)
@@ -212,12 +220,19 @@ def stage_rule(rule: EstimatedRule, stage: int | str) -> StageRule:
     agreement = pd.Series(
         po.to_numpy()[np.arange(len(codes)), codes], index=labels, name="agreement"
     )
-    # the posterior-mean linear rule on the same units (with feasible sets; no group effects)
-    lin = psi @ sd.X_contrast.T  # (arm, unit)
-    lin_codes = best_arm(lin[:, None, :], sd.feasible)[0][0]
-    group_contrast = post.fits[k].group_contrast is not None
-    formula, scores = _rule_formula(sd, psi, group_contrast)
-    tail = _tailoring(post, sd, psi)
+    if bart:
+        # the argmax of the posterior-mean Q (the forests' average) on the same units
+        one = np.zeros(1, dtype=np.int64)
+        mean_q = q_arms(sd, posterior_mean(post.fits[k]), one, sd.X_main, sd.X_contrast, None)
+        lin_codes = best_arm(mean_q, sd.feasible)[0][0]
+        formula, scores, tail = BART_RULE, {}, []
+    else:
+        # the posterior-mean linear rule on the same units (with feasible sets; no group effects)
+        lin = psi @ sd.X_contrast.T  # (arm, unit)
+        lin_codes = best_arm(lin[:, None, :], sd.feasible)[0][0]
+        group_contrast = post.fits[k].group_contrast is not None
+        formula, scores = _rule_formula(sd, psi, group_contrast)
+        tail = _tailoring(post, sd, psi)
     return StageRule(
         treatment=sd.treatment,
         position=sd.position,

@@ -52,7 +52,11 @@ def test_engine_table(model):
     with pytest.raises(FitError, match="engine='mcmc' cannot be combined with it"):
         stage_engines(model.design, FitSettings(engine="mcmc", robust=True), pri)
     for e in ENGINES.values():
-        assert e.refusal(model.design, FitSettings(), pri, 0) is None or e.name == "robust"
+        # "bart" fits only stages declared q=bd.BART(...)
+        assert e.refusal(model.design, FitSettings(), pri, 0) is None or e.name in ("robust", "bart")
+    assert "engine='bart' fits only stages declared with q=bd.BART" in ENGINES["bart"].refusal(
+        model.design, FitSettings(), pri, 0
+    )
 
 
 def test_ols_engine_point_fit_is_least_squares(model):

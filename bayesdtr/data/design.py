@@ -654,6 +654,8 @@ def _stage_design(
     check_columns(df, [st.treatment], f"{where} (treatment)")
     if st.reward is not None:
         check_columns(df, [st.reward], f"{where} reward=")
+    if getattr(st, "q", None) is not None:  # a BART stage: its covariates, named as the user gave them
+        check_columns(df, list(st.q.covariates), f"{where} q=bd.BART(covariates=...)")
     used, q_cols = _formula_columns(df, stages, k, outcome, when)
     rows = np.flatnonzero(applies_mask(st, df))
     arms, a = _observed_arms(df, st, rows)

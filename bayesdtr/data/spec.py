@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesdtr.data.bart_spec import BART
 from bayesdtr.exceptions import SpecificationError
 
 __all__ = ["Stage", "KnownPropensity"]
@@ -95,6 +96,9 @@ class Stage:
     reward : str or None, default None
         Column of an intermediate outcome observed after this stage's treatment and added to the
         return. The quantity optimized is the sum of rewards plus the final outcome.
+    q : BART or None, default None
+        A nonparametric Q-function (:class:`~bayesdtr.BART`) instead of ``main``/``contrast``
+        (leave those at their defaults): sums of trees on the covariates and the arm.
 
     Examples
     --------
@@ -110,12 +114,26 @@ class Stage:
     feasible: Callable[[pd.DataFrame], pd.DataFrame] | None = field(default=None, repr=False)
     applies: str | np.ndarray | pd.Series | None = field(default=None, repr=False)
     reward: str | None = None
+    q: BART | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.treatment, str) or not self.treatment:
             raise SpecificationError(
                 f"Stage(treatment=...) must be a column name (str); got {self.treatment!r}."
             )
+        if self.q is not None:
+            if not isinstance(self.q, BART):
+                raise SpecificationError(
+                    f"Stage {self.treatment!r}: q= must be a bd.BART(...) or None; got {type(self.q).__name__}."
+                )
+            if (self.main, self.contrast) not in (("1", "1"), (self.q.formula(), "1")):
+                raise SpecificationError(
+                    f"Stage {self.treatment!r}: q=bd.BART(...) replaces main= and contrast=; got "
+                    f"main={self.main!r}, contrast={self.contrast!r}. Put the columns in "
+                    "BART(covariates=[...]) and leave main/contrast out."
+                )
+            # the design reads the covariates' columns through the main-effect formula
+            object.__setattr__(self, "main", self.q.formula())
         for arg in ("main", "contrast"):
             val = getattr(self, arg)
             if not isinstance(val, str) or not val.strip():
@@ -157,6 +175,8 @@ class Stage:
 
     def __repr__(self) -> str:
         parts = [repr(self.treatment), f"main={self.main!r}", f"contrast={self.contrast!r}"]
+        if self.q is not None:
+            parts[1:] = [f"q={self.q!r}"]
         if self.propensity is not None:
             parts.append(f"propensity={self.propensity!r}")
         if self.feasible is not None:

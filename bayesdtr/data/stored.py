@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesdtr.data.bart_spec import BART
 from bayesdtr.data.design import DTRDesign, StageDesign, arm_array, build_design, data_hash
 from bayesdtr.data.frames import (
     attr_int,
@@ -62,9 +63,20 @@ class StoredStage:
     source: str
     feasible: None = None
     applies: None = None
+    q: BART | None = None  # a BART stage's settings (parsed as plain JSON)
 
 
 # --------------------------------------------------------------------------- small checks
+
+
+def _stored_q(attrs: dict, source: str, where: str) -> BART | None:
+    text = attrs.get("q_model")
+    if text is None:
+        return None
+    try:
+        return BART.from_json(str(text))  # json.loads and checked fields: nothing is evaluated
+    except (ValueError, TypeError) as exc:
+        raise file_error(source, f"{where}: q_model is not a stored BART specification ({exc})") from None
 
 
 def _arms_for_file(sd: StageDesign) -> np.ndarray:
@@ -125,6 +137,8 @@ def _stage_dataset(sd: StageDesign) -> xr.Dataset:
         "feasible_rule": int(st.feasible is not None),
         "note": "formula text is for reading only; bayesdtr never parses text read from a file",
     }
+    if getattr(st, "q", None) is not None:
+        attrs["q_model"] = st.q.to_json()  # a BART stage's settings (plain JSON)
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
@@ -258,6 +272,7 @@ def _stage_from_dataset(
         propensity=propensity,
         reward=reward_col or None,
         source=source,
+        q=_stored_q(a_, source, where),
     )
     return StageDesign(
         stage=stage,  # type: ignore[arg-type]

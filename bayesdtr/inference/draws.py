@@ -8,6 +8,7 @@ it was fitted to. Following ancestors recovers a coherent draw of every stage (t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from bayesdtr.models.families import Family, family_of
 from bayesdtr.models.propensity import propensity_probabilities
 
 __all__ = [
+    "QModel",
     "StageDraws",
     "PropensityDraws",
     "best_arm",
@@ -30,9 +32,29 @@ __all__ = [
 ]
 
 
+class QModel(Protocol):
+    """A stage's Q-function that is not linear in coefficients (e.g. BART forests).
+
+    It evaluates Q for draws ``idx`` on any design rows (the main-effect matrix of the stage's
+    units or of new histories), arm first, and knows its posterior mean.
+    """
+
+    def q_arms(self, sd: StageDesign, idx: np.ndarray, X_main: np.ndarray) -> np.ndarray:
+        """Q_k(h, a) for draws ``idx``: (n_arms, len(idx), n)."""
+        ...
+
+    def mean(self) -> QModel:
+        """A one-draw model whose Q is the posterior mean of Q."""
+        ...
+
+
 @dataclass
 class StageDraws:
-    """Posterior draws of one stage's outcome model."""
+    """Posterior draws of one stage's outcome model.
+
+    A stage whose Q-function is not linear in coefficients (BART) has an empty ``theta``
+    ((S, 0)) and its Q in ``q_model``; :func:`q_arms` asks it.
+    """
 
     theta: np.ndarray  # (S, p) = [beta, psi_1, ..., psi_{m-1}]
     sigma: np.ndarray | None  # (S,) (None for a Bernoulli stage)
@@ -48,6 +70,7 @@ class StageDraws:
     compile_seconds: float = 0.0
     sample_seconds: float = 0.0
     n_fits: int = 0
+    q_model: QModel | None = None
 
     @property
     def n(self) -> int:
@@ -74,6 +97,7 @@ def posterior_mean(fit: StageDraws) -> StageDraws:
         group_intercept=mean(fit.group_intercept),
         group_contrast=mean(fit.group_contrast),
         extras={k: mean(v) for k, v in fit.extras.items()},
+        q_model=None if fit.q_model is None else fit.q_model.mean(),
     )
 
 
@@ -109,6 +133,8 @@ def q_arms(
     label and posterior draw, the same in every call (posterior predictive for a new group);
     without it they are 0, the mean of that distribution.
     """
+    if dr.q_model is not None:
+        return dr.q_model.q_arms(sd, idx, X_main)
     p_main = X_main.shape[1]
     p_con = X_contrast.shape[1]
     th = dr.theta[idx]

@@ -26,6 +26,10 @@ Scenarios
 ``"chakraborty01_1"`` ... ``"chakraborty01_9"``
     A 0/1-coded adaptation of those designs from public dWOLS replication scripts (not the
     published family: the bootstrap does not fail in it). Formerly ``"chakraborty_1"`` ...
+``"nonlinear_band"``
+    Two randomized stages whose contrast is +1 only in a band of a covariate (-1 outside), so
+    a linear contrast gets the rule wrong for about half of the units; BART stages from
+    :meth:`~bayesdtr.simulate._nonlinear.NonlinearBand.bart_stages`.
 ``"k_stage"``
     K-stage SMART after DTRlearn2's ``sim_Kstage`` (``cran/DTRlearn2``), modified so that
     linear Q-models are correctly specified; optimal value K. Keyword arguments ``K``,
@@ -55,6 +59,7 @@ from bayesdtr.simulate._chakraborty import (
 )
 from bayesdtr.simulate._kstage import KStage
 from bayesdtr.simulate._multisite import MultisiteSmart
+from bayesdtr.simulate._nonlinear import NonlinearBand
 from bayesdtr.simulate._two_stage_cont import TwoStageCont
 
 __all__ = [
@@ -63,6 +68,7 @@ __all__ = [
     "ChakrabortyScenario",
     "KStage",
     "MultisiteSmart",
+    "NonlinearBand",
     "PUBLISHED_DELTA",
     "PUBLISHED_GAMMA",
     "Scenario",
@@ -90,6 +96,7 @@ _REGISTRY: dict[str, Callable[..., Scenario]] = {
     **{f"chakraborty01_{i}": _chakraborty(i, "01") for i in range(1, 10)},
     "k_stage": KStage,
     "multisite_smart": MultisiteSmart,
+    "nonlinear_band": NonlinearBand,
 }
 
 

@@ -7,7 +7,8 @@ imputations), ``"mcmc"`` (NUTS, multiple imputation). :func:`stage_engines` appl
 
 - ``robust=True`` asks for ``"robust"`` at every stage (and only with ``engine="auto"``);
 - ``engine="conjugate"`` or ``"mcmc"`` asks for that engine at every stage;
-- ``engine="auto"`` takes, per stage, the first engine of ``AUTO`` that does not refuse it.
+- ``engine="auto"`` takes, per stage, the first engine of ``AUTO`` that does not refuse it;
+- a stage declared ``q=bd.BART(...)`` is always fitted by ``"bart"`` (which raises if it refuses).
 
 A requested engine that refuses a stage raises its :class:`~bayesdtr.exceptions.FitError`.
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from bayesdtr.data.design import DTRDesign
 from bayesdtr.exceptions import FitError
+from bayesdtr.inference.engines.bart import BARTEngine, bart_spec_of
 from bayesdtr.inference.engines.base import StageEngine, closed_form_reasons
 from bayesdtr.inference.engines.closed_form import ConjugateEngine, RobustEngine
 from bayesdtr.inference.engines.gibbs import GibbsEngine
@@ -32,7 +34,8 @@ __all__ = ["AUTO", "ENGINES", "StageEngine", "closed_form_reasons", "stage_engin
 
 #: Stage engines by name.
 ENGINES: dict[str, StageEngine] = {
-    e.name: e for e in (ConjugateEngine(), RobustEngine(), GibbsEngine(), MCMCEngine())
+    e.name: e
+    for e in (ConjugateEngine(), RobustEngine(), GibbsEngine(), MCMCEngine(), BARTEngine())
 }
 
 #: ``engine="auto"``: the first of these that accepts a stage fits it.
@@ -53,6 +56,9 @@ def stage_engines(
         requested = "robust"
     out = []
     for k in range(len(design.stages)):
+        if bart_spec_of(design.stages[k]) is not None:
+            out.append(_bart_stage(design, settings, priors, k, requested))
+            continue
         if requested not in ENGINES:  # "auto"
             out.append(
                 next(
@@ -67,3 +73,24 @@ def stage_engines(
             raise FitError(why)
         out.append(requested)
     return out
+
+
+def _bart_stage(
+    design: DTRDesign,
+    settings: FitSettings,
+    priors: Mapping[str, StagePriors],
+    k: int,
+    requested: str,
+) -> str:
+    """A stage declared ``q=bd.BART(...)``: the BART engine, if it accepts it and was not overridden."""
+    sd = design.stages[k]
+    if requested not in ("auto", "bart"):
+        why = "robust=True" if requested == "robust" else f"engine={requested!r}"
+        raise FitError(
+            f"Stage {sd.treatment!r} has a BART Q-function (q=bd.BART(...)), which only the BART engine "
+            f"fits; {why} asks for the linear {requested!r} engine. Leave engine='auto' (and robust=False)."
+        )
+    why = ENGINES["bart"].refusal(design, settings, priors, k)
+    if why is not None:
+        raise FitError(why)
+    return "bart"
