@@ -18,4 +18,4 @@ SAMPLED_ENGINES = ("gibbs", "mcmc")
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 #: Outcome families of the final stage.
-FAMILIES = ("gaussian", "bernoulli")
+FAMILIES = ("gaussian", "bernoulli", "lognormal", "weibull")
