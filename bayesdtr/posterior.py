@@ -359,9 +359,10 @@ class DTRPosterior:
 
     def _survival_value(self, reg: Regime, horizon, estimand, method, crossfit) -> xr.DataArray:
         tau = check_survival_value(self, reg, horizon=horizon, estimand=estimand, method=method, crossfit=crossfit)
-        key = (reg.key, "survival", estimand, tau)
+        how = method or "augmented"
+        key = (reg.key, "survival", estimand, tau, how)
         if key not in self._values:
-            vals = survival_value(self, self.induction_for(reg), horizon=tau, estimand=estimand)  # type: ignore[arg-type]
+            vals = survival_value(self, self.induction_for(reg), horizon=tau, estimand=estimand, method=how)  # type: ignore[arg-type]
             what = "restricted mean survival time" if estimand == "rmst" else "survival probability"
             learned = " (plug-in posterior of a rule learned from these data)" if reg.learned_from_data else ""
             self._values[key] = xr.DataArray(
@@ -369,7 +370,7 @@ class DTRPosterior:
                 dims=("chain", "draw"),
                 coords=self._coords(),
                 name=f"{estimand}[{reg.name}]",
-                attrs={"method": "q", "crossfit": 0, "horizon": tau, "estimand": f"{what} at {tau:g} of {reg.name!r}{learned}"},
+                attrs={"method": how, "crossfit": 0, "horizon": tau, "estimand": f"{what} at {tau:g} of {reg.name!r}{learned}"},
             )
         return self._values[key]
 

@@ -119,12 +119,12 @@ def event_values(df: pd.DataFrame, event: str, outcome: str, y: np.ndarray) -> n
     if bad.any():
         raise DataError(
             f"event column {event!r} must be coded 0/1 (1 = event, 0 = censored); saw values "
-            f"{sorted(np.unique(ev[bad]))[:6]} in rows {rows_text(df.index[bad])}. Recode it."
+            f"{[float(v) for v in np.unique(ev[bad])[:6]]} in rows {rows_text(df.index[bad])}. Recode it."
         )
     nonpos = ~(y > 0)
     if nonpos.any():
         raise DataError(
-            f"outcome {outcome!r} is a survival time and must be > 0; saw {sorted(np.unique(y[nonpos]))[:6]} "
+            f"outcome {outcome!r} is a survival time and must be > 0; saw {[float(v) for v in np.unique(y[nonpos])[:6]]} "
             f"in rows {rows_text(df.index[nonpos])}. A time of 0 has no log; check the time origin "
             "(the first decision) or add a small offset yourself."
         )

@@ -139,6 +139,25 @@ class SurvivalInduction(Induction):
             "restricted mean survival time: call post.value(regime, horizon=tau)."
         )
 
+    def stage1_shifted(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r"""Each unit's own log total time under the regime, its AFT location and sigma.
+
+        For stage-1 draw s: :math:`\ell_i^{(s)} = L_{1,i}^{(s')} + Q_1^{(s)}(H, d_1) -
+        Q_1^{(s)}(H, A_1)` (the stage-1 target from s's ancestor, shifted to the regime's arm; a
+        lower bound where :math:`\delta_i = 0`), :math:`\mu_i^{(s)} = Q_1^{(s)}(H, d_1)`, and
+        :math:`\sigma_1^{(s)}`: (len(idx), n), (len(idx), n), (len(idx),).
+        """
+        sd = self.design.stages[0]
+        if self.K == 1:
+            L = np.broadcast_to(self.log_left(0)[sd.units], (len(idx), sd.n_units))
+        else:
+            L = self._target_all(0, self.fits[0].ancestor[idx])[:, sd.units]  # type: ignore[union-attr]
+        q = self.q_observed(0, idx)
+        _, qd = self.decide(0, q, idx)
+        sigma = self.fits[0].sigma  # type: ignore[union-attr]
+        assert sigma is not None
+        return L + qd - select_arm(q, sd.a), qd, sigma[idx]
+
     def stage1_mu(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stage-1 AFT location under the regime's first arm (len(idx), n) and sigma (len(idx),)."""
         q = self.q_observed(0, idx)

@@ -55,6 +55,7 @@ from bayesdtr.simulate._chakraborty import (
 )
 from bayesdtr.simulate._kstage import KStage
 from bayesdtr.simulate._multisite import MultisiteSmart
+from bayesdtr.simulate._survival import SurvivalSmart
 from bayesdtr.simulate._two_stage_cont import TwoStageCont
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "PUBLISHED_DELTA",
     "PUBLISHED_GAMMA",
     "Scenario",
+    "SurvivalSmart",
     "TwoStageCont",
     "enumerate_static",
     "list_scenarios",
@@ -90,6 +92,7 @@ _REGISTRY: dict[str, Callable[..., Scenario]] = {
     **{f"chakraborty01_{i}": _chakraborty(i, "01") for i in range(1, 10)},
     "k_stage": KStage,
     "multisite_smart": MultisiteSmart,
+    "survival_smart": SurvivalSmart,
 }
 
 
