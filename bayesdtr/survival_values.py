@@ -146,9 +146,17 @@ def survival_value(
             fn = rmst if estimand == "rmst" else survival_at
             per_unit = fn(fam, mu, sigma[:, None], horizon)
         else:
-            ell, mu, sigma = ind.stage1_shifted(idx)
+            p = ind.tail_parts(0, idx)
             per_unit = augmented_terms(
-                fam, ell, mu, sigma[:, None], event[None, :] > 0.5, horizon, estimand
+                fam,
+                p["ell"],
+                p["mu"],
+                p["sigma"],
+                event[None, :] > 0.5,
+                horizon,
+                estimand,
+                alpha=p["alpha"],
+                beta=p["beta"],
             )
         out[idx] = np.sum(bb.weights(idx) * per_unit, axis=1) / bb.n_units
     return out
@@ -162,13 +170,23 @@ def augmented_terms(
     event: np.ndarray,
     horizon: float,
     estimand: str,
+    *,
+    alpha: np.ndarray | float = 0.0,
+    beta: np.ndarray | float = 1.0,
 ) -> np.ndarray:
     r"""Per-unit terms of the augmented survival value (see the module docstring).
 
-    An event at :math:`t = e^{\ell}` gives :math:`\min(t, \tau)` (or :math:`1\{t > \tau\}`); a
-    time censored at :math:`c = e^{\ell}` gives :math:`E[\min(T, \tau) \mid T > c] = c +
-    (\mathrm{RMST}(\tau) - \mathrm{RMST}(c)) / S(c)` for :math:`c < \tau` (or
-    :math:`S(\tau) / S(c)`) under the stage-1 model, and :math:`\tau` (or 1) for :math:`c \ge \tau`.
+    A unit's total time under the regime is :math:`t = e^{\ell} = \alpha + \beta u`, with u its
+    time left at the last stage it reached, :math:`U \sim \mathrm{AFT}(\mu, \sigma)` there. An
+    event gives :math:`\min(t, \tau)` (or :math:`1\{t > \tau\}`). A time censored at :math:`t`
+    (:math:`U > u`) gives :math:`\tau` (or 1) if :math:`t \ge \tau`, else, with
+    :math:`h = (\tau - \alpha)/\beta`,
+
+    .. math::
+
+        E[\min(\alpha + \beta U, \tau) \mid U > u] = \alpha + \beta\Big(u +
+            \frac{\mathrm{RMST}(h) - \mathrm{RMST}(u)}{S(u)}\Big)
+        \quad\Big(\text{or } \frac{S(h)}{S(u)}\Big).
 
     Examples
     --------
@@ -176,14 +194,20 @@ def augmented_terms(
     ...                       np.array(True), 5.0, "rmst"))
     1.0
     """
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
     t = np.exp(ell)
-    c = np.minimum(t, horizon)
-    surv_c = survival_at(family, mu, sigma, c)
-    ok = surv_c > 1e-12
-    safe = np.where(ok, surv_c, 1.0)
+    u = np.maximum((t - alpha) / beta, 1e-300)
+    h = np.maximum((horizon - alpha) / beta, 1e-300)
+    over = t >= horizon
+    u_c = np.where(over, h, u)  # only censored units below the horizon use it
+    surv_u = survival_at(family, mu, sigma, u_c)
+    ok = surv_u > 1e-12
+    safe = np.where(ok, surv_u, 1.0)
     if estimand == "rmst":
-        tail = (rmst(family, mu, sigma, horizon) - rmst(family, mu, sigma, c)) / safe
-        cens = c + np.where(ok, np.clip(tail, 0.0, horizon - c), 0.0)
-        return np.where(event, c, cens)
-    cens = np.where(ok, np.clip(survival_at(family, mu, sigma, horizon) / safe, 0.0, 1.0), 0.0)
-    return np.where(event, (t > horizon).astype(float), np.where(t >= horizon, 1.0, cens))
+        tail = (rmst(family, mu, sigma, h) - rmst(family, mu, sigma, u_c)) / safe
+        cens = alpha + beta * (u_c + np.where(ok, np.clip(tail, 0.0, h - u_c), 0.0))
+        cens = np.where(over, horizon, np.minimum(cens, horizon))
+        return np.where(event, np.minimum(t, horizon), cens)
+    cens = np.where(ok, np.clip(survival_at(family, mu, sigma, h) / safe, 0.0, 1.0), 0.0)
+    return np.where(event, (t > horizon).astype(float), np.where(over, 1.0, cens))

@@ -180,6 +180,44 @@ def test_rmst_and_survival_match_numerical_integration(family, mu, sigma, tau):
 
 
 @pytest.mark.parametrize("family", ["lognormal", "weibull"])
+def test_augmented_terms_with_an_affine_map(family):
+    # total time alpha + beta U, U censored at u: E[min(alpha + beta U, tau) | U > u] by integration
+    mu, sigma, tau, alpha, beta, u = 1.2, 0.6, 9.0, 1.5, 1.3, 2.0
+
+    def surv(v):
+        z = (np.log(v) - mu) / sigma
+        return norm.sf(z) if family == "lognormal" else np.exp(-np.exp(z))
+
+    h = (tau - alpha) / beta
+    want = alpha + beta * (u + integrate.quad(surv, u, h)[0] / surv(u))
+    ell = np.log(np.array([alpha + beta * u]))
+    got = augmented_terms(
+        family,
+        ell,
+        np.array(mu),
+        np.array(sigma),
+        np.array([False]),
+        tau,
+        "rmst",
+        alpha=alpha,
+        beta=beta,
+    )
+    np.testing.assert_allclose(got, [want], rtol=1e-8)
+    got = augmented_terms(
+        family,
+        ell,
+        np.array(mu),
+        np.array(sigma),
+        np.array([False]),
+        tau,
+        "survival",
+        alpha=alpha,
+        beta=beta,
+    )
+    np.testing.assert_allclose(got, [surv(h) / surv(u)], rtol=1e-8)
+
+
+@pytest.mark.parametrize("family", ["lognormal", "weibull"])
 def test_augmented_terms(family):
     mu, sigma, tau = np.array(1.0), np.array(0.7), 4.0
     # events: min(t, tau) and 1{t > tau}
@@ -250,6 +288,34 @@ def test_stage1_pseudo_outcome_is_dwsurv_accumulated_time_and_keeps_censoring():
         with np.errstate(divide="ignore"):
             want = np.where(reach, np.log(t1 + np.exp(np.log(t - t1) + shift)), np.log(t))
         np.testing.assert_allclose(got[s], want, rtol=1e-12)
+    # the value's parts: each unit's total time under the regime as alpha + beta * (time left at
+    # the last stage it reached), the tail from that stage's model
+    theta1 = np.array([[1.0, 0.1, 0.4], [0.5, 0.0, -0.2], [0.2, 0.3, 0.1]])  # beta0, beta_x, psi0
+    anc = np.array([2, 0, 1])
+    ind.fits[0] = StageDraws(
+        theta=theta1,
+        sigma=np.full(3, 0.9),
+        chains=1,
+        draws=3,
+        engine="test",
+        family="lognormal",
+        ancestor=anc,
+    )
+    parts = ind.tail_parts(0, np.arange(3))
+    a1 = df["A1"].to_numpy(float)
+    for s in range(3):
+        s1 = (0 - a1) * theta1[s, 2]  # the regime gives A1 = 0
+        s2 = (1 - a2) * (theta[anc[s], 2] + theta[anc[s], 3] * x)
+        alpha = np.where(reach, np.exp(s1) * t1, 0.0)
+        beta = np.where(reach, np.exp(s1 + s2), np.exp(s1))
+        u = np.where(reach, t - t1, t)
+        np.testing.assert_allclose(parts["alpha"][s], alpha, rtol=1e-12)
+        np.testing.assert_allclose(parts["beta"][s], beta, rtol=1e-12)
+        np.testing.assert_allclose(np.exp(parts["ell"][s]), alpha + beta * u, rtol=1e-12)
+        q2_d = theta[anc[s], 0] + theta[anc[s], 1] * x + theta[anc[s], 2] + theta[anc[s], 3] * x
+        q1_d = theta1[s, 0] + theta1[s, 1] * x
+        np.testing.assert_allclose(parts["mu"][s], np.where(reach, q2_d, q1_d), rtol=1e-12)
+        np.testing.assert_allclose(parts["sigma"][s], np.where(reach, 1.0, 0.9))
     # stage 1's family carries the units' own censoring
     np.testing.assert_array_equal(ind.outcome_family(0).event, df["delta"].to_numpy(float))
     np.testing.assert_array_equal(ind.outcome_family(1).event, df["delta"].to_numpy(float)[reach])
@@ -347,3 +413,33 @@ def test_survival_smart_tiny_fit_values_and_refusals():
         post.value(reg, horizon=-1.0)
     with pytest.raises(FileFormatError, match="does not yet store censored survival posteriors"):
         post.to_netcdf("never.nc")
+
+
+@pytest.mark.integration
+def test_two_stage_cens_end_to_end_weibull():
+    # DTRreg's twoStageCens as DWSurv's ?DWSurv example specifies it (blip X11 / X21, treatment-free
+    # X11 + X12 / X21 + X22 + X11), with the censored Weibull AFT instead of IPCW
+    df = cens_data()
+    stages = [
+        bd.Stage("A1", main="X11 + X12", contrast="1 + X11", reward="T1"),
+        bd.Stage("A2", main="X21 + X22 + X11", contrast="1 + X21", applies="R == 1"),
+    ]
+    model = bd.DTRModel(df, stages, outcome="T", event="delta", family="weibull")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post = model.fit(
+            draws=100, tune=200, chains=2, imputations=4, random_seed=2, progressbar=False
+        )
+    assert post.coef(1).attrs["family"] == "weibull"
+    sigma = post.stage_posterior(2)["sigma"]
+    assert 0.0 < float(sigma.mean()) < 5.0
+    tau = float(df["T"].quantile(0.9))
+    values = {
+        f"({a1},{a2})": post.value(bd.Regime.static(A1=a1, A2=a2), horizon=tau)
+        for a1 in (0, 1)
+        for a2 in (0, 1)
+    }
+    for v in values.values():
+        assert 0.0 < float(v.min()) and float(v.max()) <= tau
+    p = post.prob_optimal(1)
+    assert p.shape == (len(df), 2) and np.allclose(p.sum(axis=1), 1.0)

@@ -139,24 +139,50 @@ class SurvivalInduction(Induction):
             "restricted mean survival time: call post.value(regime, horizon=tau)."
         )
 
-    def stage1_shifted(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        r"""Each unit's own log total time under the regime, its AFT location and sigma.
+    def tail_parts(self, k: int, idx: np.ndarray) -> dict[str, np.ndarray]:
+        r"""Each stage-k unit's time left under the regime, as an affine map of its last stage's time.
 
-        For stage-1 draw s: :math:`\ell_i^{(s)} = L_{1,i}^{(s')} + Q_1^{(s)}(H, d_1) -
-        Q_1^{(s)}(H, A_1)` (the stage-1 target from s's ancestor, shifted to the regime's arm; a
-        lower bound where :math:`\delta_i = 0`), :math:`\mu_i^{(s)} = Q_1^{(s)}(H, d_1)`, and
-        :math:`\sigma_1^{(s)}`: (len(idx), n), (len(idx), n), (len(idx),).
+        For draws ``idx`` of stage k, every unit of stage k gets (arrays (len(idx), n_k)):
+
+        - ``ell``: its log time left from stage k's decision under the regime (its own time,
+          shifted by the AFT contrasts of this and later stages; a lower bound if censored);
+        - ``alpha``, ``beta``, ``mu``, ``sigma``: with U the time left from the decision of the
+          last stage j the unit reached, under the regime's arm there,
+          :math:`U \sim \mathrm{AFT}(\mu = Q_j(H_j, d_j), \sigma_j)` and the time left from stage
+          k is :math:`\alpha + \beta U`, where :math:`\alpha = e^{s_k}(R_k + \alpha_{k+1})`,
+          :math:`\beta = e^{s_k}\beta_{k+1}` (:math:`s_k = Q_k(d_k) - Q_k(A_k)`; 0 and 1 at
+          stage j). A censored unit's tail comes from the model of the stage it was censored in.
         """
-        sd = self.design.stages[0]
-        if self.K == 1:
-            L = np.broadcast_to(self.log_left(0)[sd.units], (len(idx), sd.n_units))
-        else:
-            L = self._target_all(0, self.fits[0].ancestor[idx])[:, sd.units]  # type: ignore[union-attr]
-        q = self.q_observed(0, idx)
-        _, qd = self.decide(0, q, idx)
-        sigma = self.fits[0].sigma  # type: ignore[union-attr]
-        assert sigma is not None
-        return L + qd - select_arm(q, sd.a), qd, sigma[idx]
+        sd = self.design.stages[k]
+        q = self.q_observed(k, idx)
+        _, qd = self.decide(k, q, idx)
+        if self.settings.propagation == "modal" and self.regime.follows_optimal(sd.treatment):
+            qd = select_arm(q, self.map_decisions(k))
+        shift = qd - select_arm(q, sd.a)
+        sigma = self.fits[k].sigma[idx]  # type: ignore[union-attr,index]
+        shape = (len(idx), sd.n_units)
+        L = np.broadcast_to(self.log_left(k)[sd.units], shape).copy()
+        out = {
+            "alpha": np.zeros(shape),
+            "beta": np.ones(shape),
+            "mu": qd.copy(),
+            "sigma": np.broadcast_to(sigma[:, None], shape).copy(),
+        }
+        if k < self.K - 1:
+            nxt = self.design.stages[k + 1]
+            later = self.tail_parts(k + 1, self.fits[k].ancestor[idx])  # type: ignore[union-attr,index]
+            pos = np.searchsorted(sd.units, nxt.units)
+            r = sd.reward[nxt.units][None, :]
+            L[:, pos] = np.log(r + np.exp(later["ell"]))
+            out["alpha"][:, pos] = r + later["alpha"]
+            out["beta"][:, pos] = later["beta"]
+            for name in ("mu", "sigma"):
+                out[name][:, pos] = later[name]
+        growth = np.exp(shift)
+        out["alpha"] *= growth
+        out["beta"] *= growth
+        out["ell"] = L + shift
+        return out
 
     def stage1_mu(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stage-1 AFT location under the regime's first arm (len(idx), n) and sigma (len(idx),)."""
