@@ -482,6 +482,13 @@ class DTRPosterior:
     @property
     def tree(self) -> xr.DataTree:
         """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""
+        if self._tree is None and self.design.event is not None:
+            raise FitError(
+                f"post.tree (and the report and files built on it) is not available yet for a "
+                f"censored survival outcome (family={self.design.family!r}): its /value node "
+                "needs a horizon. Use post.value(regime, horizon=tau), post.coef(stage), "
+                "post.prob_optimal(stage) and post.summary()."
+            )
         if self._tree is None:
             self._tree = build_tree(
                 self.parts(),

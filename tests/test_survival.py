@@ -312,9 +312,12 @@ def test_stage1_pseudo_outcome_is_dwsurv_accumulated_time_and_keeps_censoring():
         np.testing.assert_allclose(parts["alpha"][s], alpha, rtol=1e-12)
         np.testing.assert_allclose(parts["beta"][s], beta, rtol=1e-12)
         np.testing.assert_allclose(np.exp(parts["ell"][s]), alpha + beta * u, rtol=1e-12)
-        q2_d = theta[anc[s], 0] + theta[anc[s], 1] * x + theta[anc[s], 2] + theta[anc[s], 3] * x
-        q1_d = theta1[s, 0] + theta1[s, 1] * x
-        np.testing.assert_allclose(parts["mu"][s], np.where(reach, q2_d, q1_d), rtol=1e-12)
+        # U is the time left under the observed arm (beta carries the shift to the regime's arm)
+        q2_a = (
+            theta[anc[s], 0] + theta[anc[s], 1] * x + a2 * (theta[anc[s], 2] + theta[anc[s], 3] * x)
+        )
+        q1_a = theta1[s, 0] + theta1[s, 1] * x + a1 * theta1[s, 2]
+        np.testing.assert_allclose(parts["mu"][s], np.where(reach, q2_a, q1_a), rtol=1e-12)
         np.testing.assert_allclose(parts["sigma"][s], np.where(reach, 1.0, 0.9))
     # stage 1's family carries the units' own censoring
     np.testing.assert_array_equal(ind.outcome_family(0).event, df["delta"].to_numpy(float))
@@ -413,6 +416,18 @@ def test_survival_smart_tiny_fit_values_and_refusals():
         post.value(reg, horizon=-1.0)
     with pytest.raises(FileFormatError, match="does not yet store censored survival posteriors"):
         post.to_netcdf("never.nc")
+    with pytest.raises(
+        FitError, match=r"post.tree .*not available yet for a censored survival outcome"
+    ):
+        _ = post.tree
+    with pytest.raises(
+        FitError, match="predict_outcome is not available for a censored survival outcome"
+    ):
+        post.predict_outcome(reg)
+    with pytest.raises(FitError, match="needs a horizon"):
+        post.compare({"a": reg, "b": "optimal"})
+    assert {"beta", "psi"} <= set(post.coef(1).data_vars)
+    assert len(post.summary()) > 0
 
 
 @pytest.mark.integration

@@ -147,25 +147,27 @@ class SurvivalInduction(Induction):
         - ``ell``: its log time left from stage k's decision under the regime (its own time,
           shifted by the AFT contrasts of this and later stages; a lower bound if censored);
         - ``alpha``, ``beta``, ``mu``, ``sigma``: with U the time left from the decision of the
-          last stage j the unit reached, under the regime's arm there,
-          :math:`U \sim \mathrm{AFT}(\mu = Q_j(H_j, d_j), \sigma_j)` and the time left from stage
-          k is :math:`\alpha + \beta U`, where :math:`\alpha = e^{s_k}(R_k + \alpha_{k+1})`,
-          :math:`\beta = e^{s_k}\beta_{k+1}` (:math:`s_k = Q_k(d_k) - Q_k(A_k)`; 0 and 1 at
-          stage j). A censored unit's tail comes from the model of the stage it was censored in.
+          last stage j the unit reached, under its observed arm there (so that a censored U
+          is bounded by its observed time), :math:`U \sim \mathrm{AFT}(\mu = Q_j(H_j, A_j),
+          \sigma_j)`, and the time left from stage k under the regime is
+          :math:`\alpha + \beta U`, where :math:`\alpha = e^{s_k}(R_k + \alpha_{k+1})`,
+          :math:`\beta = e^{s_k}\beta_{k+1}` (:math:`s_k = Q_k(d_k) - Q_k(A_k)`; at stage j,
+          :math:`\alpha = 0`, :math:`\beta = e^{s_j}`). A censored unit's tail comes from the model of the stage it was censored in.
         """
         sd = self.design.stages[k]
         q = self.q_observed(k, idx)
         _, qd = self.decide(k, q, idx)
         if self.settings.propagation == "modal" and self.regime.follows_optimal(sd.treatment):
             qd = select_arm(q, self.map_decisions(k))
-        shift = qd - select_arm(q, sd.a)
+        qa = select_arm(q, sd.a)
+        shift = qd - qa
         sigma = self.fits[k].sigma[idx]  # type: ignore[union-attr,index]
         shape = (len(idx), sd.n_units)
         L = np.broadcast_to(self.log_left(k)[sd.units], shape).copy()
         out = {
             "alpha": np.zeros(shape),
             "beta": np.ones(shape),
-            "mu": qd.copy(),
+            "mu": qa.copy(),  # U is the time left under the observed arm; beta carries the shift
             "sigma": np.broadcast_to(sigma[:, None], shape).copy(),
         }
         if k < self.K - 1:
