@@ -147,6 +147,12 @@ def predict_outcome(post: DTRPosterior, regime: Regime | str, data: pd.DataFrame
     xarray.DataArray
         Dims (chain, draw, obs).
     """
+    if post.design.event is not None:
+        raise FitError(
+            f"predict_outcome is not available for a censored survival outcome "
+            f"(family={post.design.family!r}): the stage-1 model describes the total time only "
+            "through the working model. Use post.value(regime, horizon=tau)."
+        )
     reg = as_regime(regime)
     ind = post.induction_for(reg)
     sd = post.design.stages[0]

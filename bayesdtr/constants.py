@@ -18,7 +18,7 @@ SAMPLED_ENGINES = ("gibbs", "mcmc")
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 #: Outcome families of the final stage.
-FAMILIES = ("gaussian", "bernoulli")
+FAMILIES = ("gaussian", "bernoulli", "lognormal", "weibull")
 
 #: Default bound on the elements (draws x units, times arms) of one chunk of the arrays built
 #: while propagating draws, tallying decisions and computing values: 1e6 float64 elements is

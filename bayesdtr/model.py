@@ -16,8 +16,9 @@ from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.data.validate import check_draws_memory
 from bayesdtr.diagnostics import positivity_messages
 from bayesdtr.exceptions import ConvergenceWarning, FitError, PositivityWarning, SpecificationError
-from bayesdtr.inference.backward import FitSettings, Induction, stage_engines
+from bayesdtr.inference.backward import FitSettings, stage_engines
 from bayesdtr.inference.propensity_fit import fit_propensities
+from bayesdtr.inference.survival import induction_class
 from bayesdtr.models.priors import OUTCOME_PRIORS, PROPENSITY_PRIORS, resolve_priors
 from bayesdtr.posterior import DTRPosterior
 from bayesdtr.regimes import Regime
@@ -49,8 +50,13 @@ class DTRModel:
         Stages in time order.
     outcome : str
         Final outcome column (larger is better).
-    family : {"gaussian", "bernoulli"}, default "gaussian"
-        Family of the final outcome.
+    family : {"gaussian", "bernoulli", "lognormal", "weibull"}, default "gaussian"
+        Family of the final outcome. ``"lognormal"`` and ``"weibull"`` are right-censored
+        log-time (AFT) models and need ``event=``; then ``outcome=`` is the total time from
+        the first decision and each earlier stage's ``reward=`` its time to the next decision
+        (see :mod:`bayesdtr.data.survival`, :mod:`bayesdtr.inference.survival`). Every stage
+        is then fitted by NUTS, and values are restricted mean survival times
+        (``post.value(regime, horizon=tau)``).
     group : str or None
         Cluster column (site, clinic) for hierarchical random intercepts.
     group_contrast : bool, default False
@@ -60,6 +66,9 @@ class DTRModel:
         Unit id column; duplicates are an error.
     priors : dict or None
         Prior overrides by name (see :mod:`bayesdtr.models.priors`).
+    event : str or None
+        With a survival family: the 0/1 column, 1 where ``outcome`` is an event time, 0 where
+        it is censored.
     timeline : dict or None
         When each covariate is measured: ``{"baseline": [...], <treatment>: [...], ...}``. Under
         ``"baseline"`` go the covariates known before the first decision; under a treatment
@@ -104,22 +113,24 @@ class DTRModel:
         stages: Sequence[Stage],
         *,
         outcome: str,
-        family: Literal["gaussian", "bernoulli"] = "gaussian",
+        family: Literal["gaussian", "bernoulli", "lognormal", "weibull"] = "gaussian",
         group: str | None = None,
         group_contrast: bool = False,
         id: str | None = None,
         priors: Mapping[str, Any] | None = None,
         timeline: Mapping[str, Sequence[str]] | None = None,
+        event: str | None = None,
     ) -> None:
         if group_contrast and group is None:
             raise SpecificationError("group_contrast=True needs group= (the cluster column).")
         self.design = build_design(
-            data, stages, outcome=outcome, family=family, group=group, id=id, timeline=timeline
+            data, stages, outcome=outcome, family=family, group=group, id=id, timeline=timeline, event=event
         )
         self.timeline = None if timeline is None else {k: list(v) for k, v in timeline.items()}
         self.stages = list(stages)
         self.outcome = outcome
         self.family = family
+        self.event = event
         self.group = group
         self.group_contrast = group_contrast
         self.id = id
@@ -313,7 +324,7 @@ class DTRModel:
             progressbar=settings.progressbar,
         )
         samplers: dict = {}
-        ind = Induction(self.design, settings, self.stage_priors, props, Regime.optimal(), s_ind, samplers)
+        ind = induction_class(self.design)(self.design, settings, self.stage_priors, props, Regime.optimal(), s_ind, samplers)
         ind.run()
         post = DTRPosterior(
             design=self.design,

@@ -21,6 +21,7 @@ from bayesdtr.data.validate import (
 )
 from bayesdtr.diagnostics import weight_ess_message
 from bayesdtr.exceptions import (
+    FileFormatError,
     FitError,
     PositivityWarning,
 )
@@ -33,6 +34,7 @@ from bayesdtr.inference.draws import (
     q_linear,
     q_response,
 )
+from bayesdtr.inference.survival import induction_class
 from bayesdtr.io import (
     PosteriorParts,
     build_tree,
@@ -42,6 +44,7 @@ from bayesdtr.io import (
 )
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
+from bayesdtr.survival_values import check_survival_value, survival_value
 from bayesdtr.values import BootstrapWeights, q_value, weighted_value
 
 __all__ = ["DTRPosterior"]
@@ -176,7 +179,7 @@ class DTRPosterior:
         k, sd = self._stage(stage)
         if data is None:
             rows = self.design.data.iloc[sd.units]
-            if k == 0 and self.induction.decision_counts(k) is None:
+            if k == 0 and self.design.event is None and self.induction.decision_counts(k) is None:
                 self.value("optimal", crossfit=0)  # its pass over the stage-1 draws tallies the decisions
             if self.induction.decision_counts(k) is None:
                 for idx in self._chunks(sd.n_units, sd.n_arms):
@@ -212,7 +215,7 @@ class DTRPosterior:
         key = regime.key
         if key in self._inductions:
             return self._inductions[key]
-        ind = Induction(
+        ind = induction_class(self.design)(
             self.design,
             self.settings,
             self.priors,
@@ -232,6 +235,8 @@ class DTRPosterior:
         method: Literal["q", "ipw", "aipw"] | None = None,
         crossfit: int | Literal["auto"] | None = "auto",
         split: Literal["online", "cross"] = "online",
+        horizon: float | None = None,
+        estimand: Literal["rmst", "survival"] = "rmst",
     ) -> xr.DataArray:
         r"""Posterior of the value V(d) = E[sum of rewards + Y] if everyone followed ``regime``.
 
@@ -284,6 +289,14 @@ class DTRPosterior:
             ``"online"``: chunk f is valued by the rule learned on chunks before it (from 40% of
             the units on); ``"cross"``: every chunk is valued by the rule learned on all the
             others (cross-fitting).
+        horizon : float or None
+            Censored survival outcomes only (``family="lognormal"``/``"weibull"``), and required
+            there: the value is the restricted mean survival time up to ``horizon``,
+            :math:`E[\min(T^d, \tau)]`, by the Q-models (see :mod:`bayesdtr.survival_values`);
+            ``method="ipw"``/``"aipw"`` and sample splitting are refused, and ``"optimal"`` is
+            the plug-in posterior.
+        estimand : {"rmst", "survival"}
+            With ``horizon=``: the RMST, or the probability of surviving past ``horizon``.
 
         Returns
         -------
@@ -305,6 +318,8 @@ class DTRPosterior:
         >>> plug_in = post.value("optimal", crossfit=0)
         """
         reg = as_regime(regime)
+        if horizon is not None or self.design.event is not None:
+            return self._survival_value(reg, horizon, estimand, method, crossfit)
         folds = self._folds(reg, crossfit)
         if split not in ("online", "cross"):
             raise FitError(f"split={split!r} is not one of ['online', 'cross'].")
@@ -345,6 +360,23 @@ class DTRPosterior:
                 coords=self._coords(),
                 name=f"value[{reg.name}]",
                 attrs=attrs,
+            )
+        return self._values[key]
+
+    def _survival_value(self, reg: Regime, horizon, estimand, method, crossfit) -> xr.DataArray:
+        tau = check_survival_value(self, reg, horizon=horizon, estimand=estimand, method=method, crossfit=crossfit)
+        how = method or "augmented"
+        key = (reg.key, "survival", estimand, tau, how)
+        if key not in self._values:
+            vals = survival_value(self, self.induction_for(reg), horizon=tau, estimand=estimand, method=how)  # type: ignore[arg-type]
+            what = "restricted mean survival time" if estimand == "rmst" else "survival probability"
+            learned = " (plug-in posterior of a rule learned from these data)" if reg.learned_from_data else ""
+            self._values[key] = xr.DataArray(
+                self._reshape(vals),
+                dims=("chain", "draw"),
+                coords=self._coords(),
+                name=f"{estimand}[{reg.name}]",
+                attrs={"method": how, "crossfit": 0, "horizon": tau, "estimand": f"{what} at {tau:g} of {reg.name!r}{learned}"},
             )
         return self._values[key]
 
@@ -456,6 +488,13 @@ class DTRPosterior:
     @property
     def tree(self) -> xr.DataTree:
         """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""
+        if self._tree is None and self.design.event is not None:
+            raise FitError(
+                f"post.tree (and the report and files built on it) is not available yet for a "
+                f"censored survival outcome (family={self.design.family!r}): its /value node "
+                "needs a horizon. Use post.value(regime, horizon=tau), post.coef(stage), "
+                "post.prob_optimal(stage) and post.summary()."
+            )
         if self._tree is None:
             self._tree = build_tree(
                 self.parts(),
@@ -481,6 +520,13 @@ class DTRPosterior:
         DataError, PriorError
             A column, label or prior that a file cannot store (the message says how to convert it).
         """
+        if self.design.event is not None:
+            raise FileFormatError(
+                f"to_netcdf does not yet store censored survival posteriors (family="
+                f"{self.design.family!r}, event={self.design.event_column!r}): a file without the "
+                "event column would be read back as uncensored. Keep the posterior in memory, or "
+                "save its value draws: post.value(regime, horizon=tau).to_netcdf(path)."
+            )
         check_path(path, "to_netcdf")  # before building the tree
         write_netcdf(self.tree, path)
 

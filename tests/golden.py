@@ -35,6 +35,8 @@ def cases() -> dict[str, dict]:
     for name in bd.list_scenarios():
         if name in ("two_stage_cont", "multisite_smart"):
             continue
+        if bd.scenario(name).family != "gaussian":  # survival_smart: NUTS only, tests/test_survival.py
+            continue
         out[name] = dict(scenario=name, n=150, fit={}, mcmc=False)
     for prop in ("mean", "predictive", "augmented"):
         out[f"chakraborty_ex3/{prop}"] = dict(

@@ -24,7 +24,7 @@ def test_family_registry_matches_the_public_names():
     assert tuple(FAMILIES) == FAMILY_NAMES
     assert family_of("gaussian") is GAUSSIAN and family_of(GAUSSIAN) is GAUSSIAN
     with pytest.raises(
-        SpecificationError, match="family='poisson' is not supported; use 'gaussian' or 'bernoulli'"
+        SpecificationError, match="family='poisson' is not supported; use 'gaussian', 'bernoulli'"
     ):
         family_of("poisson")
 

@@ -656,7 +656,7 @@ def test_bernoulli_outcome_binary_builds():
 def test_bad_family_and_outcome_argument():
     with pytest.raises(
         SpecificationError,
-        match=r"family='poisson' is not supported; use 'gaussian' or 'bernoulli'",
+        match=r"family='poisson' is not supported; use 'gaussian', 'bernoulli'",
     ):
         design(family="poisson")
     with pytest.raises(SpecificationError, match=r"outcome= must be a column name; got \['y'\]"):

@@ -11,9 +11,10 @@ from importlib import resources
 
 import pandas as pd
 
+from bayesdtr.data.survival import mark_censored
 from bayesdtr.exceptions import DataError
 
-__all__ = ["list_datasets", "load_data", "DATASETS"]
+__all__ = ["CENSORED", "DATASETS", "list_datasets", "load_data"]
 
 #: name -> (file, one-line provenance)
 DATASETS: dict[str, tuple[str, str]] = {
@@ -54,6 +55,21 @@ DATASETS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Censored-time columns of the survival datasets: name -> {time column: event column}. Set as
+#: ``df.attrs["bayesdtr_censored"]`` by :func:`load_data` (kept by pandas through ``dropna``,
+#: selections and copies), so that a model treating them as uncensored is refused
+#: (:mod:`bayesdtr.data.survival`).
+CENSORED: dict[str, dict[str, str]] = {
+    "two_stage_cens": {"T1": "delta", "T2": "delta"},
+    "two_stage_surv": {"T1": "delta", "T2": "delta"},
+    "ldt": {"U": "delta"},
+    "wrse": {"U": "delta"},
+    "lr": {"U": "delta"},
+    "ph": {"U": "delta"},
+    "chr": {"U": "delta"},
+}
+
+
 def list_datasets() -> pd.DataFrame:
     """List the shipped datasets with their provenance.
 
@@ -88,6 +104,8 @@ def load_data(name: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
+        For survival datasets, ``df.attrs["bayesdtr_censored"]`` maps each censored-time column
+        to its event column (see :data:`CENSORED`).
 
     Raises
     ------
@@ -109,4 +127,7 @@ def load_data(name: str) -> pd.DataFrame:
         )
     fname = DATASETS[name][0]
     with resources.files("bayesdtr.data").joinpath("datasets", fname).open("rb") as fh:
-        return pd.read_csv(fh)
+        df = pd.read_csv(fh)
+    if name in CENSORED:
+        mark_censored(df, CENSORED[name])
+    return df

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayesdtr.constants import FAMILIES
 from bayesdtr.data.matrices import (
     arm_levels,
     check_columns,
@@ -34,6 +35,12 @@ from bayesdtr.data.matrices import (
     rows_text,
 )
 from bayesdtr.data.spec import KnownPropensity, Stage
+from bayesdtr.data.survival import (
+    check_censored_marks,
+    check_survival_arguments,
+    event_values,
+    stage_times,
+)
 from bayesdtr.data.validate import (
     categorical_levels,
     check_frame,
@@ -303,6 +310,8 @@ class DTRDesign:
     id: str | None
     data_hash: str
     timeline: dict[str, int] | None = None  # column -> 0 (baseline) or k (after decision k)
+    event: np.ndarray | None = None  # survival families: 1 event, 0 censored (bayesdtr.data.survival)
+    event_column: str | None = None
 
     @property
     def n(self) -> int:
@@ -346,6 +355,7 @@ class DTRDesign:
             stages=stages,
             y=self.y[rows],
             group_codes=None if self.group_codes is None else self.group_codes[rows],
+            event=None if self.event is None else self.event[rows],
             data_hash=f"{self.data_hash}[subset {len(rows)}]",
         )
 
@@ -505,8 +515,12 @@ def build_design(
     group: str | None = None,
     id: str | None = None,
     timeline: Mapping[str, Sequence[str]] | None = None,
+    event: str | None = None,
 ) -> DTRDesign:
     """Validate a DTR specification and build every stage's design.
+
+    ``event`` (survival families only) is the 0/1 event column of a censored ``outcome``; see
+    :mod:`bayesdtr.data.survival` for what the outcome and the stages' ``reward=`` mean then.
 
     ``timeline`` (see :class:`~bayesdtr.DTRModel`) declares when each covariate is measured;
     with it, a stage's formulas may read only covariates measured before its decision.
@@ -522,6 +536,8 @@ def build_design(
     """
     _check_arguments(data, stages, outcome, family)
     check_columns(data, [outcome], "outcome=")
+    check_survival_arguments(family, event, outcome)
+    check_censored_marks(data, stages, outcome, family, event)
     _check_roles(stages, outcome, group, id)
     when = check_timeline(timeline, stages, data, outcome)
     df = normalize_strings(data)
@@ -534,6 +550,10 @@ def build_design(
             "reward= on the last stage is not allowed with family='bernoulli': the final outcome "
             "is a probability scale quantity. Use family='gaussian' or move the reward."
         )
+    ev = None
+    if event is not None:
+        ev = event_values(df, event, outcome, y)
+        stage_times(df, stages, [sd.units for sd in designs], [sd.reward for sd in designs], y, outcome)
     return DTRDesign(
         data=data,
         stages=designs,
@@ -546,6 +566,8 @@ def build_design(
         id=id,
         data_hash=data_hash(data),
         timeline=when,
+        event=ev,
+        event_column=event,
     )
 
 
@@ -574,8 +596,10 @@ def _check_arguments(data: pd.DataFrame, stages: Sequence[Stage], outcome: str, 
             f"Treatment column(s) {dup} appear in more than one stage (stages {treatments}); each "
             "stage needs its own treatment column."
         )
-    if family not in ("gaussian", "bernoulli"):
-        raise SpecificationError(f"family={family!r} is not supported; use 'gaussian' or 'bernoulli'.")
+    if family not in FAMILIES:
+        raise SpecificationError(
+            f"family={family!r} is not supported; use {', '.join(repr(f) for f in FAMILIES[:-1])} or {FAMILIES[-1]!r}."
+        )
     if not isinstance(outcome, str):
         raise SpecificationError(f"outcome= must be a column name; got {outcome!r}.")
 

@@ -60,6 +60,7 @@ from bayesdtr.simulate._chakraborty import (
 from bayesdtr.simulate._kstage import KStage
 from bayesdtr.simulate._multisite import MultisiteSmart
 from bayesdtr.simulate._nonlinear import NonlinearBand
+from bayesdtr.simulate._survival import SurvivalSmart
 from bayesdtr.simulate._two_stage_cont import TwoStageCont
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "PUBLISHED_DELTA",
     "PUBLISHED_GAMMA",
     "Scenario",
+    "SurvivalSmart",
     "TwoStageCont",
     "enumerate_static",
     "list_scenarios",
@@ -97,6 +99,7 @@ _REGISTRY: dict[str, Callable[..., Scenario]] = {
     "k_stage": KStage,
     "multisite_smart": MultisiteSmart,
     "nonlinear_band": NonlinearBand,
+    "survival_smart": SurvivalSmart,
 }
 
 

@@ -50,7 +50,12 @@ def closed_form_reasons(design: DTRDesign, priors: Mapping[str, StagePriors], k:
     """Why stage ``k`` is not a linear Gaussian stage without groups and with default priors."""
     sd = design.stages[k]
     reasons = []
-    if k == len(design.stages) - 1 and not family_of(design.family).closed_form:
+    if design.event is not None:
+        reasons.append(
+            f"the outcome {design.outcome!r} is a censored time (event={design.event_column!r}), so "
+            f"every stage's target is censored ({design.family!r} likelihood)"
+        )
+    elif k == len(design.stages) - 1 and not family_of(design.family).closed_form:
         reasons.append(f"the final outcome family is {design.family!r}")
     if design.group is not None:
         reasons.append(f"group={design.group!r} adds hierarchical effects")

@@ -159,7 +159,7 @@ class RobustEngine(ClosedFormEngine):
                 f"but priors were given for stage {sd.treatment!r}: {outcome_priors}. Drop "
                 "them or use robust=False."
             )
-        if design.group is not None or (last and not family_of(design.family).closed_form):
+        if design.group is not None or design.event is not None or (last and not family_of(design.family).closed_form):
             return (
                 f"robust=True (dWOLS by weighted Bayesian bootstrap) needs Gaussian stages "
                 f"without group effects; stage {sd.treatment!r} has: "

@@ -48,7 +48,9 @@ class GibbsEngine:
     ) -> str | None:
         sd = design.stages[k]
         reasons = []
-        if k == len(design.stages) - 1 and not family_of(design.family).closed_form:
+        if design.event is not None:
+            reasons.append(f"the outcome {design.outcome!r} is a censored time (event={design.event_column!r})")
+        elif k == len(design.stages) - 1 and not family_of(design.family).closed_form:
             reasons.append(f"the final outcome family is {design.family!r}")
         if priors[sd.treatment].overrides:
             reasons.append(f"it has user priors ({sorted(priors[sd.treatment].overrides)})")
