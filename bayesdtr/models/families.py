@@ -186,9 +186,6 @@ class Bernoulli(Family):
     def target_data(self, W: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
         return {"target": target.astype(np.int64)}
 
-    def key(self, W: np.ndarray) -> tuple:
-        return (W.shape[0],)
-
     def likelihood(self, d: dict[str, Any], phi: Any, sigma: Any) -> None:
         import pymc as pm
         import pytensor.tensor as pt
