@@ -219,6 +219,12 @@ class DTRModel:
             over-cover: 0.97-0.985 and 0.965). At n = 1,000 (200 replicates) "modal"
             covered 0.95-0.99, over-covering in the null example 1 (0.99) and example 2
             (0.985), as "mean" and the bootstrap do there. "mean" is what OLS Q-learning does.
+            The price of "modal" where no arm is near a tie: it keeps the final outcome's noise
+            in every stage's pseudo-outcome, where "mean" replaces it by the later stage's
+            fitted maximum. On ``k_stage`` (K = 3, n = 300, 200 replicates) its stage-1
+            contrast intercept covered 0.940 with intervals 4.3 times as wide as "mean"'s
+            (0.479 against 0.111; "mean" covered 0.985); on ``two_stage_cont`` the two agreed
+            (widths 1.461 and 1.467).
         engine : {"auto", "conjugate", "gibbs", "mcmc"}
             "conjugate" is exact for linear Gaussian stages without groups and default priors;
             "gibbs" is a blocked Gibbs sampler (NumPy, all imputations at once, nothing to

@@ -270,7 +270,13 @@ class DTRPosterior:
         of the estimates across replicates (ratio 1.02 at n = 300). 10-fold cross-fitting
         (``split="cross"``) was unbiased too but its posterior SD was 12-25% too small
         (coverage 0.84-0.95), because with a non-unique optimal rule each unit's value depends
-        on rules learned from the others.
+        on rules learned from the others. Beyond the published designs (n = 300, 200
+        replicates): ``two_stage_cont`` (estimated propensities) 0.930 for :math:`V(d^*)` and
+        0.935 for :math:`V(\hat d)`; ``k_stage`` (K = 3, randomized) 0.910 and 0.915, with
+        an interval SD 4% below the replicate SD and 1.8 times the width of the plug-in
+        posterior (which covered 0.935 there: no arm is near a tie); the hierarchical
+        ``multisite_smart`` 0.974 (39 replicates). Sample splitting is the price of honesty at
+        ties: where every arm is well separated the plug-in is narrower and also calibrated.
 
         Parameters
         ----------
