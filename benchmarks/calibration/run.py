@@ -122,7 +122,10 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: froze
 
     s_data, s_fit, s_boot = seed.generate_state(3)
     df = scn.sample(n, seed=int(s_data))
-    model = bd.DTRModel(df, _stages(scn), outcome=scn.outcome)
+    try:  # the baselines' design (multisite_smart: fixed site effects) may be rank deficient
+        model = bd.DTRModel(df, _stages(scn), outcome=scn.outcome)
+    except bd.BayesDTRError as err:
+        model, baseline_error = None, err
     bmodel = _bayes_model(scn, df)
     psi_truth = scn.truth.get("psi")
     truth_psi = None if psi_truth is None else np.asarray(psi_truth[scn.treatments[0]], dtype=float)[:2]
@@ -162,6 +165,11 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: froze
         add(method, "V(d*)", *_interval(v_opt), vstar, sec)
         add(method, "V(d_hat)", *_interval(v_rule), vhat, sec)
 
+    if model is None:  # recorded; bayesdtr's rows of this replicate are kept
+        rows.append(dict(method="error", estimand=type(baseline_error).__name__, estimate=np.nan,
+                         lower=np.nan, upper=np.nan, truth=np.nan, covered=False, width=np.nan,
+                         seconds=0.0, error=f"baselines: {str(baseline_error)[:280]}"))
+        return rows
     for method, fn in (
         ("ols_boot", lambda: qlearning(model, bootstrap=B, seed=int(s_boot) % 2**31)),
         ("mofn_boot", lambda: m_out_of_n(model, bootstrap=B, seed=int(s_boot) % 2**31)),
