@@ -38,6 +38,7 @@ The priors are the Gaussian stages' defaults: :math:`\theta \mid \sigma^2 \sim N
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -101,11 +102,13 @@ class SurvivalFamily(Gaussian):
         ll = pt.switch(d["event"] > 0.5, self._logpdf(z) - pt.log(sigma), self._logsf(z))
         pm.Potential("loglik", pt.sum(ll))
 
-    def _logpdf(self, z):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def _logpdf(self, z):
+        """Log density of the standardized log-time error."""
 
-    def _logsf(self, z):  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def _logsf(self, z):
+        """Log survival function of the standardized log-time error."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

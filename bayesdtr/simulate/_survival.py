@@ -12,6 +12,7 @@ from scipy.special import ndtr
 
 from bayesdtr.data.spec import Stage
 from bayesdtr.data.survival import mark_censored
+from bayesdtr.exceptions import SpecificationError
 from bayesdtr.regimes import Regime
 from bayesdtr.simulate._base import Scenario
 
@@ -247,7 +248,10 @@ class SurvivalSmart(Scenario):
         ).reshape(len(x1), 2)
 
     def _conditional_mean(self, df: pd.DataFrame) -> np.ndarray:
-        raise NotImplementedError("survival_smart values are RMSTs: see true_value / true_rmst")
+        raise SpecificationError(
+            "survival_smart has no conditional mean outcome: its values are restricted mean "
+            "survival times; use true_value(regime) or true_rmst(...)."
+        )
 
     def _optimal_value(self) -> float:
         return _optimal_rmst(self.horizon)
