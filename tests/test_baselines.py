@@ -245,3 +245,27 @@ def test_crossfit_aipw_names_a_rank_deficient_training_chunk():
     model = bd.DTRModel(bd.scenario("multisite_smart").sample(300, seed=1), stages, outcome="Y")
     with pytest.raises(bd.FitError, match=r"OLS Q-learning cannot fit stage 'A2'.*rank-deficient.*C\(site\)"):
         crossfit_aipw(model, seed=0)
+
+
+def test_bootstrap_with_mostly_singular_resamples_is_refused():
+    """Per-site fixed contrasts on 300 units: many resamples miss a site x arm cell. np.linalg.solve
+    does not always raise on such a numerically singular system (it returned values of 1e30);
+    the eigenvalue check flags them and the bootstrap refuses to report intervals."""
+    scn = bd.scenario("multisite_smart")
+    df = scn.sample(300, seed=1)
+    half = bd.KnownPropensity({-1: 0.5, 1: 0.5})
+    stages = [
+        bd.Stage("A1", main="X0 + X1 + C(site)", contrast="1 + X1 + C(site)", propensity=half),
+        bd.Stage("A2", main="X0 + X1 + A1:X1 + X2 + C(site):A1 + C(site)", contrast="1 + X2 + C(site)",
+                 propensity=half, applies="R == 0"),
+    ]
+    model = bd.DTRModel(df, stages, outcome="Y")
+    with pytest.raises(FitError, match=r"bootstrap replicates \(resample size m=300\) had a singular design at stage 'A2'.*fewer columns"):
+        qlearning(model, bootstrap=100, seed=1)
+    # the common-contrast specification has no singular resamples
+    res = qlearning(bd.DTRModel(df, [bd.Stage("A1", main="X0 + X1 + C(site)", contrast="1 + X1", propensity=half),
+                                     bd.Stage("A2", main="X0 + X1 + A1:X1 + X2 + C(site)", contrast="1 + X2",
+                                              propensity=half, applies="R == 0")], outcome="Y"),
+                    bootstrap=100, seed=1)
+    assert res.n_singular == 0
+    assert np.all(np.abs(res.boot_value) < 100)

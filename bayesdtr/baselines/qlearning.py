@@ -82,6 +82,9 @@ __all__ = ["QLearningResult", "QLearningStage", "m_out_of_n", "nonregularity", "
 #: Upper bound on replicates x units held in one bootstrap block (float64 elements).
 _BLOCK_ELEMENTS = 4_000_000
 
+#: Share of bootstrap replicates with a singular design above which no interval is reported.
+MAX_SINGULAR_SHARE = 0.01
+
 
 @dataclass
 class QLearningStage:
@@ -344,7 +347,7 @@ def _point_fit(design: DTRDesign) -> tuple[list[QLearningStage], list[np.ndarray
 def _bootstrap(
     design: DTRDesign, B: int, m: int, seed: int | None
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Coefficient replicates per stage (B, p_k), replicate values (B,), singular flags (B,).
+    """Coefficient replicates per stage (B, p_k), replicate values (B,), singular flags (B, K).
 
     Replicates come in blocks of at most ``_BLOCK_ELEMENTS`` weights; each block is one
     induction whose draws are the block's replicates.
@@ -364,7 +367,7 @@ def _bootstrap(
         for k, f in enumerate(fits):
             thetas[k].append(f.theta)
         values.append(np.sum(w * ind.stage1_values(np.arange(b)), axis=1) / n)
-        singular.append(np.any([f.stats["singular"] for f in fits], axis=0))
+        singular.append(np.column_stack([f.stats["singular"] for f in fits]))
     return [np.concatenate(t) for t in thetas], np.concatenate(values), np.concatenate(singular)
 
 
@@ -414,9 +417,13 @@ def qlearning(
 
     Notes
     -----
-    A bootstrap replicate that leaves out every unit of an arm at some stage has a singular
-    design; it is solved by minimum-norm least squares, counted in ``n_singular`` and warned
-    about. This happens only with very small arms.
+    A bootstrap replicate that leaves out every unit of an arm (or of a cell of a fixed-effect
+    term such as ``C(site):A1``) at some stage has a singular design; it is solved by
+    minimum-norm least squares, counted in ``n_singular`` and warned about. If more than 1% of
+    the replicates are singular, their coefficients are not identified often enough for
+    percentile intervals to mean anything, and a :class:`~bayesdtr.FitError` is raised instead
+    (this happened with the m-out-of-n bootstrap on ``multisite_smart`` with fixed site
+    effects: 41 columns, resamples of about 200 units, intervals 1e8 wide).
 
     Examples
     --------
@@ -464,12 +471,23 @@ def qlearning(
         for f, th in zip(fits, boot_theta, strict=True):
             f.boot_coef = pd.DataFrame(th, columns=f.coef.index)
             f.boot_coef.index.name = "replicate"
-        n_singular = int(singular.sum())
+        n_singular = int(singular.any(axis=1).sum())
+        if n_singular > MAX_SINGULAR_SHARE * B:
+            worst = int(np.argmax(singular.sum(axis=0)))
+            sd = design.stages[worst]
+            raise FitError(
+                f"{n_singular} of {B} bootstrap replicates (resample size m={m}) had a singular "
+                f"design at stage {sd.treatment!r} ({sd.X_main.shape[1] + sd.X_contrast.shape[1] * (sd.n_arms - 1)} "
+                "columns): a resample left out every unit of some arm or of some cell of a "
+                "fixed-effect term, so its coefficients are not identified and percentile "
+                f"intervals would be meaningless (more than {MAX_SINGULAR_SHARE:.0%} of replicates). "
+                "Use fewer columns (e.g. no per-site contrasts), more units, or a larger resample_size."
+            )
         if n_singular:
             warnings.warn(
-                f"{n_singular} of {B} bootstrap replicates left out every unit of some arm at some "
-                "stage (singular design); their coefficients are minimum-norm solutions. The arms "
-                "are very small for a bootstrap.",
+                f"{n_singular} of {B} bootstrap replicates had a singular design (a resample left "
+                "out every unit of some arm or fixed-effect cell); their coefficients are "
+                "minimum-norm solutions. The arms are very small for a bootstrap.",
                 UserWarning,
                 stacklevel=2,
             )

@@ -81,17 +81,22 @@ def _bayes_model(scn, df):
 
 
 def _stages(scn):
-    """The baselines' stages: the scenario's defaults; for multisite_smart, correctly specified
-    fixed site effects (``C(site)`` in every block: OLS has no random effects; its psi is
-    site-specific, so only the values are scored there)."""
+    """The baselines' stages: the scenario's defaults; for multisite_smart, fixed site
+    intercepts (``C(site)`` in every main effect) and contrasts common to all sites (OLS has no
+    random effects; its psi is not the site-specific one, so only the values are scored there).
+
+    Site-specific fixed contrasts (``C(site)`` in the contrasts too, 41 columns at stage 2) were
+    used before: at n = 300 their bootstrap resamples were singular in 40-80% of replicates and
+    the intervals meaningless; the baselines now refuse such a bootstrap (FitError).
+    """
     if scn.name != "multisite_smart":
         return scn.stages
     import bayesdtr as bd
 
     half = bd.KnownPropensity({-1: 0.5, 1: 0.5})
     return [
-        bd.Stage("A1", main="X0 + X1 + C(site)", contrast="1 + X1 + C(site)", propensity=half),
-        bd.Stage("A2", main="X0 + X1 + A1:X1 + X2 + C(site):A1 + C(site)", contrast="1 + X2 + C(site)",
+        bd.Stage("A1", main="X0 + X1 + C(site)", contrast="1 + X1", propensity=half),
+        bd.Stage("A2", main="X0 + X1 + A1:X1 + X2 + C(site)", contrast="1 + X2",
                  propensity=half, applies="R == 0"),
     ]
 
@@ -116,30 +121,39 @@ def _ols_rule(design, res):
     return bd.Regime.dynamic(rules, name="OLS rule")
 
 
-def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: frozenset[str] = frozenset()) -> list[dict]:
-    import bayesdtr as bd
-    from bayesdtr.baselines import crossfit_aipw, m_out_of_n, qlearning
+BASELINES = ("ols_boot", "mofn_boot", "ols_online_aipw")
 
+
+def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: frozenset[str] = frozenset(),
+                  baselines_only: bool = False) -> list[dict]:
+    """Rows of one replicate: bayesdtr's methods (unless ``baselines_only``), then the baselines."""
     s_data, s_fit, s_boot = seed.generate_state(3)
     df = scn.sample(n, seed=int(s_data))
-    try:  # the baselines' design (multisite_smart: fixed site effects) may be rank deficient
-        model = bd.DTRModel(df, _stages(scn), outcome=scn.outcome)
-    except bd.BayesDTRError as err:
-        model, baseline_error = None, err
-    bmodel = _bayes_model(scn, df)
+    rows = [] if baselines_only else _bayes_rows(scn, df, int(s_fit), skip)
+    return rows + _baseline_rows(scn, df, int(s_boot), B)
+
+
+def _row(method, estimand, est, lo, hi, truth, seconds) -> dict:
+    return dict(method=method, estimand=estimand, estimate=est, lower=lo, upper=hi, truth=truth,
+                covered=bool(lo <= truth <= hi), width=hi - lo, seconds=seconds)
+
+
+def _psi_truth(scn):
     psi_truth = scn.truth.get("psi")
-    truth_psi = None if psi_truth is None else np.asarray(psi_truth[scn.treatments[0]], dtype=float)[:2]
+    return None if psi_truth is None else np.asarray(psi_truth[scn.treatments[0]], dtype=float)[:2]
+
+
+def _bayes_rows(scn, df, s_fit: int, skip: frozenset[str]) -> list[dict]:
+    bmodel = _bayes_model(scn, df)
+    truth_psi = _psi_truth(scn)
     vstar = scn.true_value("optimal")
     rows: list[dict] = []
 
-    def add(method, estimand, est, lo, hi, truth, seconds):
-        rows.append(
-            dict(method=method, estimand=estimand, estimate=est, lower=lo, upper=hi, truth=truth,
-                 covered=bool(lo <= truth <= hi), width=hi - lo, seconds=seconds)
-        )
+    def add(*args):
+        rows.append(_row(*args))
 
     t0 = time.perf_counter()
-    post = bmodel.fit(draws=500, chains=2, random_seed=int(s_fit) % 2**31, progressbar=False, warn=False)
+    post = bmodel.fit(draws=500, chains=2, random_seed=s_fit % 2**31, progressbar=False, warn=False)
     psi = post.coef(1)["psi"].isel(arm=1).values.reshape(-1, post.coef(1)["psi"].sizes["contrast_term"])
     t_fit = time.perf_counter() - t0
     for j, name in enumerate(("psi10", "psi11")):
@@ -147,7 +161,7 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: froze
             add("bayes", name, *_interval(psi[:, j]), truth_psi[j], t_fit)
     if truth_psi is not None:
         t0 = time.perf_counter()
-        pm = bmodel.fit(draws=500, chains=2, random_seed=int(s_fit) % 2**31, progressbar=False, warn=False,
+        pm = bmodel.fit(draws=500, chains=2, random_seed=s_fit % 2**31, progressbar=False, warn=False,
                         propagation="mean")
         psi_m = pm.coef(1)["psi"].isel(arm=1).values.reshape(-1, pm.coef(1)["psi"].sizes["contrast_term"])
         for j, name in enumerate(("psi10", "psi11")):
@@ -164,18 +178,37 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: froze
         sec = time.perf_counter() - t0
         add(method, "V(d*)", *_interval(v_opt), vstar, sec)
         add(method, "V(d_hat)", *_interval(v_rule), vhat, sec)
+    return rows
 
-    if model is None:  # recorded; bayesdtr's rows of this replicate are kept
-        rows.append(dict(method="error", estimand=type(baseline_error).__name__, estimate=np.nan,
-                         lower=np.nan, upper=np.nan, truth=np.nan, covered=False, width=np.nan,
-                         seconds=0.0, error=f"baselines: {str(baseline_error)[:280]}"))
-        return rows
+
+def _baseline_rows(scn, df, s_boot: int, B: int) -> list[dict]:
+    import bayesdtr as bd
+    from bayesdtr.baselines import crossfit_aipw, m_out_of_n, qlearning
+
+    truth_psi = _psi_truth(scn)
+    vstar = scn.true_value("optimal")
+    rows: list[dict] = []
+
+    def add(*args):
+        rows.append(_row(*args))
+
+    try:  # the baselines' design may be rank deficient: they fail alone
+        model = bd.DTRModel(df, _stages(scn), outcome=scn.outcome)
+    except bd.BayesDTRError as err:
+        return [dict(method="error", estimand=type(err).__name__, estimate=np.nan, lower=np.nan,
+                     upper=np.nan, truth=np.nan, covered=False, width=np.nan, seconds=0.0,
+                     error=f"baselines: {str(err)[:280]}")]
     for method, fn in (
-        ("ols_boot", lambda: qlearning(model, bootstrap=B, seed=int(s_boot) % 2**31)),
-        ("mofn_boot", lambda: m_out_of_n(model, bootstrap=B, seed=int(s_boot) % 2**31)),
+        ("ols_boot", lambda: qlearning(model, bootstrap=B, seed=s_boot % 2**31)),
+        ("mofn_boot", lambda: m_out_of_n(model, bootstrap=B, seed=s_boot % 2**31)),
     ):
         t0 = time.perf_counter()
-        res = fn()
+        try:
+            res = fn()
+        except bd.FitError as err:  # e.g. too many singular resamples: this method fails alone
+            rows.append(dict(method=method, estimand="error", estimate=np.nan, lower=np.nan, upper=np.nan,
+                             truth=np.nan, covered=False, width=np.nan, seconds=0.0, error=str(err)[:300]))
+            continue
         sec = time.perf_counter() - t0
         tab = res.summary(level=LEVEL)
         cols = [c for c in tab.columns if c.startswith("boot_0")]
@@ -189,13 +222,44 @@ def one_replicate(scn, n: int, seed: np.random.SeedSequence, B: int, skip: froze
     if all(sd.known_propensity is not None for sd in model.design.stages):
         t0 = time.perf_counter()
         try:
-            cf = crossfit_aipw(model, seed=int(s_boot) % 2**31)
-        except bd.FitError:  # a training chunk cannot identify the OLS model: no interval
+            cf = crossfit_aipw(model, seed=s_boot % 2**31)
+        except bd.FitError as err:  # a training chunk cannot identify the OLS model: no interval
             cf = None
+            rows.append(dict(method="ols_online_aipw", estimand="error", estimate=np.nan, lower=np.nan,
+                             upper=np.nan, truth=np.nan, covered=False, width=np.nan, seconds=0.0,
+                             error=str(err)[:300]))
         sec = time.perf_counter() - t0
         if cf is not None:
             add("ols_online_aipw", "V(d*)", cf.estimate, cf.lower, cf.upper, vstar, sec)
     return rows
+
+
+def rerun_baselines(path: Path, seed: int, B: int) -> None:
+    """Recompute the baselines' rows of a finished cell (bayesdtr's rows are kept): the same
+    replicates and seeds, the current baseline code and specification."""
+    import bayesdtr as bd
+
+    old = pd.read_csv(path)
+    name, n = str(old.scenario.iloc[0]), int(old.n.iloc[0])
+    scn = bd.scenario(name)
+    is_base = old.method.isin(BASELINES) | (
+        (old.method == "error") & old.get("error", pd.Series("", index=old.index)).astype(str).str.startswith("baselines:")
+    )
+    keep = old[~is_base]
+    reps = sorted(int(r) for r in old.replicate.unique())
+    children = np.random.SeedSequence([seed, n]).spawn(max(reps) + 1)
+    new = []
+    for r in reps:
+        s_data, _, s_boot = children[r].generate_state(3)
+        df = scn.sample(n, seed=int(s_data))
+        for row in _baseline_rows(scn, df, int(s_boot), B):
+            row.update(scenario=name, n=n, replicate=r)
+            new.append(row)
+    out = pd.concat([keep, pd.DataFrame(new)], ignore_index=True).sort_values(["replicate"], kind="stable")
+    tmp = path.with_suffix(".tmp")
+    out.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    print(f"{path.name}: baselines recomputed for {len(reps)} replicates", flush=True)
 
 
 def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
@@ -241,10 +305,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["bayes_q", "bayes_cross", "bayes_plugin"],
                     help="bayesdtr value variants to leave out (bayes_cross is the slowest)")
     ap.add_argument("--force", action="store_true", help="recompute finished cells")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="recompute only the baselines' rows of the finished cells of these scenarios and n "
+                         "(every <scenario>_n<n>*.csv piece; bayesdtr's rows are kept)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     CELLS.mkdir(parents=True, exist_ok=True)
+    if args.baselines_only:
+        for n in args.n:
+            for name in args.scenarios:
+                for path in sorted(CELLS.glob(f"{name}_n{n}.csv")) + sorted(CELLS.glob(f"{name}_n{n}_r*.csv")):
+                    rerun_baselines(path, args.seed, args.bootstrap)
+        return
     for n in args.n:
         for name in args.scenarios:
             path = CELLS / (f"{name}_n{n}.csv" if args.first == 0 else f"{name}_n{n}_r{args.first}.csv")

@@ -5,7 +5,8 @@ Usage::
     python benchmarks/calibration/summarize.py
 
 Writes ``benchmarks/calibration/calibration.csv`` (one row per scenario, n, method and estimand:
-replicates, coverage, its Monte Carlo SE sqrt(c (1 - c) / R), mean width, bias, and the ratio of
+replicates, replicates the method refused (an error such as a bootstrap with singular resamples;
+not in the coverage), coverage, its Monte Carlo SE sqrt(c (1 - c) / R), mean width, bias, and the ratio of
 the interval's SD (width / 3.92) to the SD of the estimates over replicates) and
 ``calibration.png`` (coverage with +-2 MC SE against the nominal 0.95 and the 0.92-0.98 band),
 and prints the worst cell of each method.
@@ -32,6 +33,10 @@ def table() -> pd.DataFrame:
         raise SystemExit("no cells yet: run benchmarks/calibration/run.py first")
     d = pd.concat([pd.read_csv(p) for p in cells], ignore_index=True)
     d = d[d.method != "error"].drop_duplicates(["scenario", "n", "replicate", "method", "estimand"])
+    # a method that refused a replicate (estimand "error", e.g. a bootstrap whose resamples
+    # were singular) is counted in `refused`, not in the coverage
+    refused = d[d.estimand == "error"].groupby(["scenario", "n", "method"]).size().rename("refused")
+    d = d[d.estimand != "error"]
     g = d.groupby(["scenario", "n", "method", "estimand"])
     out = g.agg(
         replicates=("covered", "size"),
@@ -47,8 +52,10 @@ def table() -> pd.DataFrame:
     # across replicates: about 1 for a calibrated method (the check polle runs for its online
     # estimator, asked of the null example 1).
     out["sd_ratio"] = (out["width"] / (2 * 1.959964)) / g["estimate"].std().to_numpy()
-    return out[["scenario", "n", "method", "estimand", "replicates", "coverage", "mc_se", "width", "bias",
-                "sd_ratio", "seconds"]]
+    out = out.merge(refused.reset_index(), on=["scenario", "n", "method"], how="left")
+    out["refused"] = out["refused"].fillna(0).astype(int)
+    return out[["scenario", "n", "method", "estimand", "replicates", "refused", "coverage", "mc_se", "width",
+                "bias", "sd_ratio", "seconds"]]
 
 
 def figure(tab: pd.DataFrame, path: Path) -> None:

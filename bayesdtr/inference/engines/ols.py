@@ -5,8 +5,10 @@ observed-arm design (by a QR factorization), with classical standard errors in
 ``extras["se"]`` and the residual degrees of freedom in ``extras["df_resid"]``. With frequency
 weights :math:`w^{(b)}` (B, n), draw b is bootstrap replicate b: the weighted least-squares fit
 :math:`(X^\top W^{(b)} X)^{-1} X^\top W^{(b)} T^{(b)}` on the centred design, vectorized over a
-chunk of replicates; ``stats["singular"]`` flags replicates whose design was singular (solved by
-minimum-norm least squares). Used with ``propagation="mean"``, the induction is Q-learning.
+chunk of replicates; ``stats["singular"]`` flags replicates whose design was singular or
+numerically singular (the smallest eigenvalue of the weighted normal matrix below
+``RANK_TOL`` times its largest; such replicates are solved by minimum-norm least squares, as
+their coefficients are not identified). Used with ``propagation="mean"``, the induction is Q-learning.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from bayesdtr.models.priors import StagePriors
 if TYPE_CHECKING:
     from bayesdtr.inference.backward import FitSettings, Induction
 
-__all__ = ["OLSEngine", "solve_batch"]
+__all__ = ["OLSEngine", "RANK_TOL", "solve_batch"]
+
+#: A replicate's weighted normal matrix is singular when its smallest eigenvalue is below
+#: ``RANK_TOL`` times its largest (the design is centred, so the scale is comparable).
+RANK_TOL = 1e-9
 
 
 def solve_batch(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
@@ -146,10 +152,17 @@ class OLSEngine:
             T = ind.target_for_fit(k, None if last else idx)
             rhs = wk @ (Xc * T[0][:, None]) if last else (wk * T) @ Xc
             th_c, _ = solve_batch(A, rhs)
-            # a replicate may miss an arm entirely: flag rank deficiency explicitly
+            # a replicate may miss an arm, or a cell of a fixed-effect interaction, entirely:
+            # its normal matrix is then (numerically) singular and np.linalg.solve may return
+            # huge coefficients without raising. Flag it by its eigenvalues; minimum-norm solve.
+            ev = np.linalg.eigvalsh(A)
+            bad = ev[:, 0] <= RANK_TOL * np.maximum(ev[:, -1], np.finfo(float).tiny)
             if n_k > 0:
                 used = wk > 0
                 for j in range(1, sd.n_arms):
-                    singular[idx] |= ~np.any(used & (sd.a == j)[None, :], axis=1)
+                    bad |= ~np.any(used & (sd.a == j)[None, :], axis=1)
+            for i in np.flatnonzero(bad):
+                th_c[i] = np.linalg.lstsq(A[i], rhs[i], rcond=RANK_TOL)[0]
+            singular[idx] |= bad
             theta[idx] = sd.uncenter(th_c)
         return theta, None, {}, {"singular": singular}
