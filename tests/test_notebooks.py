@@ -17,6 +17,7 @@ EXPECTED = [
     "03_multisite_hierarchical.ipynb",
     "04_new_patients.ipynb",
     "05_simulation_study.ipynb",
+    "06_survival_smart.ipynb",
 ]
 
 
@@ -35,7 +36,7 @@ def _runner():
     return module
 
 
-def test_the_five_notebooks_are_there():
+def test_the_six_notebooks_are_there():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 
