@@ -74,12 +74,20 @@ def test_bart_refuses_other_families_groups_and_engines():
     pytest.importorskip("stochtree")
     scn = bd.scenario("nonlinear_band")
     df = scn.sample(60, seed=1)
-    df["Yb"] = (df["Y"] > 0.5).astype(int)
     df["site"] = np.arange(60) % 3
+    df["T"], df["ev"], df["R1"] = np.exp(df["Y"]) + 1, 1, 0.5  # a censored-time outcome
+    stages = scn.bart_stages()
+    stages[0] = bd.Stage("A1", q=stages[0].q, propensity=stages[0].propensity, reward="R1")
     with pytest.raises(
-        FitError, match=r"Stage 'A2': q=bd.BART\(...\) supports family='gaussian' only.*'bernoulli'"
+        FitError,
+        match=r"Stage 'A2': q=bd.BART\(...\) supports family='gaussian' or 'bernoulli'.*'weibull'",
     ):
-        bd.DTRModel(df, scn.bart_stages(), outcome="Yb", family="bernoulli").fit(**FIT)
+        bd.DTRModel(df, stages, outcome="T", event="ev", family="weibull").fit(**FIT)
+    df["Y1"] = 1
+    with pytest.raises(
+        FitError, match=r"Bernoulli outcome 'Y1' takes the single value 1 on all 60 units"
+    ):
+        bd.DTRModel(df, scn.bart_stages(), outcome="Y1", family="bernoulli").fit(**FIT)
     with pytest.raises(FitError, match=r"has no group effects; group='site'"):
         bd.DTRModel(df, scn.bart_stages(), outcome="Y", group="site").fit(**FIT)
     with pytest.raises(FitError, match=r"only the BART engine fits; engine='conjugate'"):
@@ -202,3 +210,85 @@ def test_bart_with_three_arms_feasible_sets_rewards_and_applies():
     assert only_a.any() and (p1.to_numpy()[only_a, 1:] == 0).all()
     assert post.prob_optimal(2).shape == (int((~df["resp"]).sum()), 2)
     assert np.isfinite(post.value(bd.Regime.static(A1="a", A2=0)).values).all()
+
+
+# ---------------------------------------------------------------- Bernoulli final outcome
+
+
+@pytest.fixture(scope="module")
+def band01():
+    pytest.importorskip("stochtree")
+    scn = bd.scenario("nonlinear_band", family="bernoulli")
+    df = scn.sample(1000, seed=0)
+    stages = scn.bart_stages(trees=30, imputations=3)
+    post = bd.DTRModel(df, stages, outcome="Y", family="bernoulli").fit(
+        **(FIT | {"draws": 40, "random_seed": 0})
+    )
+    return scn, df, post
+
+
+def test_bernoulli_band_truth():
+    """The Bernoulli variant's exact truth: Q2 is P(Y=1), Q1 its mean over X2 under the best A2."""
+    scn = bd.scenario("nonlinear_band", family="bernoulli")
+    df = scn.sample(200_000, seed=1)
+    assert set(df["Y"].unique()) == {0, 1}
+    q1 = scn.true_q(df, 1).to_numpy()
+    for a1 in (0, 1):
+        d = df.assign(A1=a1, A2=(np.abs(df["X2"]) < 0.5).astype(int))
+        p = scn._conditional_mean(d)  # noqa: SLF001 (the scenario's own probability)
+        band = (np.abs(df["X1"]) < 0.5).to_numpy()
+        for part in (band, ~band):  # Q1 is the mean of the best-A2 probability over X2
+            assert abs(p[part].mean() - q1[part, a1].mean()) < 0.003
+    opt = scn.sample(200_000, seed=2, regime="optimal")["Y"].mean()
+    assert abs(opt - scn.true_value("optimal")) < 0.005 and scn.true_value("optimal") == 0.8
+    assert scn.true_value(bd.Regime.static(A1=1, A2=0)) == 0.5
+    with pytest.raises(
+        SpecificationError, match=r"family=.*'gaussian' or 'bernoulli'; got 'poisson'"
+    ):
+        bd.scenario("nonlinear_band", family="poisson")
+
+
+def test_probit_bart_q_is_a_probability_that_finds_the_band(band01):
+    """Known truth: Q2 = P(Y=1 | H2, A2) in [0.08, 0.96]; rules 1{|X_k| < 1/2} at both stages."""
+    scn, df, post = band01
+    assert [f.family for f in post.fits] == ["gaussian", "bernoulli"] and post.fits[1].sigma is None
+    q2 = post.q_values(2)
+    assert 0 < float(q2.min()) and float(q2.max()) < 1
+    q_mean = q2.mean(("chain", "draw")).to_numpy()
+    truth_q = scn.true_q(df, 2).to_numpy()
+    null = np.abs(truth_q - df["Y"].mean()).mean()  # about 0.18
+    assert np.abs(q_mean - truth_q).mean() < 0.75 * null
+    for k in (1, 2):
+        p = post.prob_optimal(k)
+        rule = np.asarray(p.columns)[np.argmax(p.to_numpy(), axis=1)]
+        assert np.mean(rule == scn.true_optimal_treatment(df, k)) >= 0.85, k
+
+
+def test_queries_on_a_bernoulli_bart_posterior(band01, tmp_path):
+    scn, df, post = band01
+    always = bd.Regime.static(A1=1, A2=1)
+    for method in ("q", "ipw", "aipw"):
+        v = post.value(always, method=method).values
+        assert np.isfinite(v).all() and (0 <= v).all() and (v <= 1).all(), method
+    new = scn.sample(20, seed=5)
+    assert post.prob_optimal(2, data=new).shape == (20, 2)
+    pred = post.predict_outcome("optimal", new)
+    assert set(np.unique(pred.values)) <= {0.0, 1.0}
+    path = tmp_path / "bart01.nc"
+    post.to_netcdf(path)
+    back = bd.load(path)
+    np.testing.assert_array_equal(back.q_values(2).values, post.q_values(2).values)
+    np.testing.assert_allclose(back.prob_optimal(1).to_numpy(), post.prob_optimal(1).to_numpy())
+
+
+@pytest.mark.parametrize("propagation", ["mean", "predictive"])
+def test_bernoulli_bart_propagation(propagation):
+    """Predictive pseudo-outcomes of a Bernoulli last stage are 0/1 draws (or observed)."""
+    pytest.importorskip("stochtree")
+    scn = bd.scenario("nonlinear_band", family="bernoulli")
+    df = scn.sample(150, seed=3)
+    post = bd.DTRModel(df, scn.bart_stages(**TINY), outcome="Y", family="bernoulli").fit(
+        propagation=propagation, **FIT
+    )
+    q1 = post.q_values(1).values
+    assert np.isfinite(q1).all() and -0.5 < q1.mean() < 1.5

@@ -11,7 +11,17 @@ with the usual BART priors on the trees :math:`T_j`, leaf values :math:`\mu_j` a
 :math:`\sigma^2` (Chipman, George and McCulloch 2010), as in the BART Q-functions of Murray,
 Yuan and Thall (2018, JASA 113:1255). The arm enters as covariates (one indicator per
 non-reference arm), so the trees can split on it anywhere and the contrast may be any function
-of the history. Fitted by :mod:`bayesdtr.inference.engines.bart`.
+of the history. With a Bernoulli final outcome (``DTRModel(..., family="bernoulli")``) the last
+stage is a probit BART (Chipman, George and McCulloch 2010, Section 4; the latent-variable
+sampler of Albert and Chib 1993, as stochtree implements it):
+
+.. math::
+
+    P(Y = 1 \mid h, a) = \Phi\big(Q^{\mathrm{latent}}_K(h, a)\big),
+
+whose posterior draws of :math:`P(Y = 1 \mid h, a)` are the stage-K Q-function; earlier stages are
+Gaussian BART fits to the pseudo-outcomes, as with a Gaussian outcome. Fitted by
+:mod:`bayesdtr.inference.engines.bart`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ plus one indicator per non-reference arm. Backward induction follows Murray, Yua
 (2018, JASA 113:1255): the last stage is fitted to the outcome; an earlier stage is refitted on M
 pseudo-outcome vectors, each built from one draw of the later stage (its ancestor), and the draws
 of the M fits are pooled (multiple imputation of the cut posterior, as the MCMC engine does).
+A Bernoulli final outcome is fitted by probit BART (stochtree's ``OutcomeModel(outcome="binary",
+link="probit")``, error variance fixed at 1); its Q on the family's linear-predictor scale is
+:func:`probit_as_logit` of the latent forest, so the family's inverse logit gives
+:math:`P(Y = 1 \mid h, a) = \Phi(f)` and every query reads the probability scale.
 With ``BART(warm_start=True)`` imputation j's sampler starts from the last forest of imputation
 j-1 (a different target, but close): ``warm_burn`` sweeps replace the cold start's 10
 grow-from-root sweeps plus ``burn`` sweeps. stochtree warm-starts through a JSON round trip of
@@ -41,10 +45,22 @@ from bayesdtr.models.priors import StagePriors
 if TYPE_CHECKING:
     from bayesdtr.inference.backward import FitSettings, Induction
 
-__all__ = ["BARTEngine", "ForestQ", "StoredQ", "bart_spec_of", "q_units_of"]
+__all__ = [
+    "BARTEngine",
+    "ForestQ",
+    "LINKS",
+    "StoredQ",
+    "bart_spec_of",
+    "probit_as_logit",
+    "q_units_of",
+]
 
 #: Grow-from-root (XBART) sweeps that start a cold fit.
 GFR_SWEEPS = 10
+
+#: The forest's link for each final-outcome family a BART stage supports (stages before the last
+#: are Gaussian: their pseudo-outcomes are values).
+LINKS = {"gaussian": "identity", "bernoulli": "probit"}
 
 
 def bart_spec_of(sd: StageDesign) -> BART | None:
@@ -76,10 +92,11 @@ class BARTEngine:
         sd = design.stages[k]
         if bart_spec_of(sd) is None:
             return f"Stage {sd.treatment!r} has a linear Q-function (main=/contrast=); engine='bart' fits only stages declared with q=bd.BART(...)."
-        if k == len(design.stages) - 1 and design.family != "gaussian":
+        if k == len(design.stages) - 1 and design.family not in LINKS:
             return (
-                f"Stage {sd.treatment!r}: q=bd.BART(...) supports family='gaussian' only; the final "
-                f"outcome family is {design.family!r}. Use a linear Q-function (main=/contrast=) for this stage."
+                f"Stage {sd.treatment!r}: q=bd.BART(...) supports family='gaussian' or 'bernoulli' "
+                f"(probit BART); the final outcome family is {design.family!r}. Use a linear "
+                "Q-function (main=/contrast=) for this stage."
             )
         if design.group is not None:
             return (
@@ -97,10 +114,16 @@ class BARTEngine:
         return fit_stage_bart(induction, k)
 
 
-def _sample(Z, y, spec: BART, *, seed: int, num: int, prev: Any = None):
-    from stochtree import BARTModel
+def _sample(Z, y, spec: BART, *, seed: int, num: int, prev: Any = None, link: str = "identity"):
+    from stochtree import BARTModel, OutcomeModel
 
     model = BARTModel()
+    general: dict[str, Any] = {"random_seed": seed, "num_threads": 1}
+    if link == "probit":  # Albert-Chib latent N(f, 1) outcome: no error variance to sample
+        general |= {
+            "outcome_model": OutcomeModel(outcome="binary", link="probit"),
+            "sample_sigma2_global": False,
+        }
     kw: dict[str, Any] = {}
     if prev is not None:
         kw = {
@@ -116,7 +139,7 @@ def _sample(Z, y, spec: BART, *, seed: int, num: int, prev: Any = None):
         num_gfr=gfr,
         num_burnin=burn,
         num_mcmc=num,
-        general_params={"random_seed": seed, "num_threads": 1},
+        general_params=general,
         mean_forest_params={"num_trees": spec.trees},
         **kw,
     )
@@ -140,6 +163,14 @@ def fit_stage_bart(ind: Induction, k: int) -> StageDraws:
         n_next = ind.fits[k + 1].n  # type: ignore[union-attr]
         ancestors = rng.choice(n_next, size=m, replace=m > n_next)
         targets = ind.target_for_fit(k, ancestors)
+    family = ind.family(k)
+    link = LINKS[family]
+    if link == "probit" and np.unique(targets[0]).size < 2:
+        raise FitError(
+            f"Stage {sd.treatment!r}: the Bernoulli outcome {ind.design.outcome!r} takes the single "
+            f"value {targets[0][0]:g} on all {sd.n_units} units of the stage, so a probit BART has "
+            "nothing to learn from. Check the outcome column, or fit data where both 0 and 1 occur."
+        )
     cols = _forest_columns(sd)
     Z = [_inputs(sd.X_main, cols, j, sd.n_arms) for j in range(sd.n_arms)]
     Z_obs = np.ascontiguousarray(np.select([sd.a[:, None] == j for j in range(sd.n_arms)], Z))
@@ -150,13 +181,14 @@ def fit_stage_bart(ind: Induction, k: int) -> StageDraws:
     for j in range(m):
         y = targets[0] if last else targets[j]
         warm = prev if (not last and spec.warm_start) else None
-        model = _sample(Z_obs, y, spec, seed=int(seeds[j]), num=per, prev=warm)
+        model = _sample(Z_obs, y, spec, seed=int(seeds[j]), num=per, prev=warm, link=link)
         models.append(model)
-        sigma.append(
-            np.sqrt(np.asarray(model.extract_parameter("sigma2"), dtype=float).reshape(-1))
-        )
+        if link == "identity":
+            sigma.append(
+                np.sqrt(np.asarray(model.extract_parameter("sigma2"), dtype=float).reshape(-1))
+            )
         prev = model
-    q = ForestQ(models, per, S, sd.n_arms, cols, sd.X_main)
+    q = ForestQ(models, per, S, sd.n_arms, cols, sd.X_main, link=link)
     q.q_units = q.predict(sd.X_main)  # every draw, arm and unit, once
     seconds = time.perf_counter() - t0
     anc = None
@@ -164,11 +196,11 @@ def fit_stage_bart(ind: Induction, k: int) -> StageDraws:
         anc = ancestors[np.repeat(np.arange(m), per)[:S]]
     return StageDraws(
         theta=np.empty((S, 0)),
-        sigma=np.concatenate(sigma)[:S],
+        sigma=np.concatenate(sigma)[:S] if sigma else None,
         chains=st.chains,
         draws=st.draws,
         engine="bart",
-        family="gaussian",
+        family=family,
         ancestor=anc,
         sample_seconds=seconds,
         n_fits=m,
@@ -209,15 +241,24 @@ class ForestQ(StoredQ):
     """
 
     def __init__(
-        self, models: list, per: int, S: int, n_arms: int, cols: np.ndarray, X_units: np.ndarray
+        self,
+        models: list,
+        per: int,
+        S: int,
+        n_arms: int,
+        cols: np.ndarray,
+        X_units: np.ndarray,
+        *,
+        link: str = "identity",
     ) -> None:
         super().__init__(np.empty((n_arms, 0, 0)), X_units)
         self.models, self.per, self.S, self.n_arms, self.cols = models, per, S, n_arms, cols
+        self.link = link
         self._last: tuple[np.ndarray, dict[int, np.ndarray]] | None = None
 
     def _block(self, b: int, X_main: np.ndarray) -> np.ndarray:
         model = self.models[b]
-        return np.stack(
+        f = np.stack(
             [
                 np.asarray(model.predict(_inputs(X_main, self.cols, j, self.n_arms), terms="y_hat"))
                 .reshape(X_main.shape[0], -1)
@@ -225,6 +266,7 @@ class ForestQ(StoredQ):
                 for j in range(self.n_arms)
             ]
         )  # (arm, per, n)
+        return f if self.link == "identity" else probit_as_logit(f)
 
     def predict(self, X_main: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """Q of draws ``idx`` (None: all) on the rows of ``X_main``: (arm, len(idx), n)."""
@@ -264,6 +306,25 @@ class _MeanQ:
 
     def mean(self) -> _MeanQ:
         return self
+
+
+def probit_as_logit(f: np.ndarray) -> np.ndarray:
+    r"""The logit of :math:`\Phi(f)`, computed stably as :math:`\log\Phi(f) - \log\Phi(-f)`.
+
+    A probit forest's Q on the Bernoulli family's linear-predictor scale, so that the family's
+    inverse logit gives back :math:`P(Y = 1 \mid h, a) = \Phi(f)` exactly (finite even where
+    :math:`\Phi(f)` rounds to 1).
+
+    Examples
+    --------
+    >>> from scipy.special import expit, ndtr
+    >>> f = np.array([-9.0, 0.0, 0.3, 40.0])
+    >>> bool(np.allclose(expit(probit_as_logit(f)), ndtr(f)) and np.isfinite(probit_as_logit(f)).all())
+    True
+    """
+    from scipy.special import log_ndtr
+
+    return log_ndtr(f) - log_ndtr(-f)
 
 
 def q_units_of(fit: StageDraws) -> np.ndarray | None:
