@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import bayesdtr as bd
-from bayesdtr.exceptions import DataError, FitError, SpecificationError
+from bayesdtr.exceptions import DataError, FileFormatError, FitError, SpecificationError
 
 TINY = {"trees": 10, "burn": 20, "imputations": 3}
 FIT = {"draws": 30, "chains": 2, "random_seed": 3, "progressbar": False, "warn": False}
@@ -173,14 +173,88 @@ def test_bart_posterior_saves_and_loads(band, tmp_path):
     np.testing.assert_array_equal(back.q_values(2).values, post.q_values(2).values)
     np.testing.assert_allclose(back.prob_optimal(1).to_numpy(), post.prob_optimal(1).to_numpy())
     assert back.design.stages[0].stage.q == post.design.stages[0].stage.q
-    # new histories need the caller's stages (as for every posterior read from a file), and then
-    # the forests, which files do not hold
+    # new histories need the caller's stages (as for every posterior read from a file); the
+    # forests come back from their JSON and give the same Q as the forests in memory
     again = bd.load(path, stages=scn.bart_stages(**TINY))
     np.testing.assert_allclose(again.prob_optimal(2).to_numpy(), post.prob_optimal(2).to_numpy())
+    new = scn.sample(25, seed=1)
+    for k in (1, 2):
+        np.testing.assert_array_equal(
+            again.optimal_treatment(k, data=new).values, post.optimal_treatment(k, data=new).values
+        )
+        np.testing.assert_array_equal(
+            again.prob_optimal(k, data=new).to_numpy(), post.prob_optimal(k, data=new).to_numpy()
+        )
+    # saved again from the loaded posterior: the same forests
+    again.to_netcdf(tmp_path / "again.nc")
+    third = bd.load(tmp_path / "again.nc", stages=scn.bart_stages(**TINY))
+    np.testing.assert_array_equal(
+        third.prob_optimal(2, data=new).to_numpy(), post.prob_optimal(2, data=new).to_numpy()
+    )
+    # without the forests, queries on new histories say why they cannot be answered
+    post.to_netcdf(tmp_path / "small.nc", forests=False)
+    small = bd.load(tmp_path / "small.nc", stages=scn.bart_stages(**TINY))
+    np.testing.assert_array_equal(small.q_values(2).values, post.q_values(2).values)
     with pytest.raises(
         FitError, match=r"BART Q-function and this posterior was read from a file.*not the forests"
     ):
-        again.prob_optimal(2, data=scn.sample(5, seed=1))
+        small.prob_optimal(2, data=new)
+    with pytest.raises(FileFormatError, match=r"forests=\.\.\.\) must be True or False; got 'yes'"):
+        post.to_netcdf(tmp_path / "x.nc", forests="yes")  # type: ignore[arg-type]
+
+
+def _tampered(path, out, change):
+    import xarray as xr
+
+    tree = xr.open_datatree(path, engine="h5netcdf").load()
+    ds = tree["stage_2/forests"].to_dataset()
+    tree["stage_2/forests"] = xr.DataTree(change(ds))
+    tree.to_netcdf(out, engine="h5netcdf")
+    return out
+
+
+def test_damaged_bart_forests_are_refused(band, tmp_path):
+    """Stored forests are checked: offsets and link when loading, the JSON when first parsed
+    (it must reproduce the stored Q evaluations of the stage's units)."""
+    scn, df, post = band
+    path = tmp_path / "bart.nc"
+    post.to_netcdf(path)
+    stages = scn.bart_stages(**TINY)
+    new = scn.sample(5, seed=2)
+
+    def offsets(ds):
+        return ds.assign(offset=ds["offset"] + 1)
+
+    with pytest.raises(FileFormatError, match=r"/stage_2/forests offset must rise from 0"):
+        bd.load(_tampered(path, tmp_path / "a.nc", offsets))
+
+    def link(ds):
+        return ds.assign_attrs(link="probit")
+
+    with pytest.raises(FileFormatError, match=r"link 'probit' does not match.*'gaussian'"):
+        bd.load(_tampered(path, tmp_path / "b.nc", link))
+
+    def leaf(ds):  # one digit of the outcome mean changed: still JSON, other predictions
+        data = ds["json"].values.copy()
+        text = data.tobytes()
+        at = text.index(b'"outcome_mean"')
+        digit = next(i for i in range(at, len(text)) if chr(text[i]).isdigit() and text[i] != 57)
+        data[digit] += 1
+        return ds.assign(json=("forest_byte", data))
+
+    back = bd.load(_tampered(path, tmp_path / "c.nc", leaf), stages=stages)
+    np.testing.assert_array_equal(back.q_values(2).values, post.q_values(2).values)
+    with pytest.raises(FileFormatError, match=r"do not reproduce the stored Q evaluations"):
+        back.prob_optimal(2, data=new)
+
+    def garbage(ds):
+        data = ds["json"].values.copy()
+        data[:5] = np.frombuffer(b"\xff\xfeab", dtype=np.uint8)[0]
+        return ds.assign(json=("forest_byte", data))
+
+    back = bd.load(_tampered(path, tmp_path / "d.nc", garbage), stages=stages)
+    with pytest.raises(FileFormatError, match=r"stage 'A2' forest 0 is not UTF-8 JSON text"):
+        back.prob_optimal(2, data=new)
 
 
 def test_bart_with_three_arms_feasible_sets_rewards_and_applies():
@@ -279,6 +353,11 @@ def test_queries_on_a_bernoulli_bart_posterior(band01, tmp_path):
     back = bd.load(path)
     np.testing.assert_array_equal(back.q_values(2).values, post.q_values(2).values)
     np.testing.assert_allclose(back.prob_optimal(1).to_numpy(), post.prob_optimal(1).to_numpy())
+    # the probit forests come back from the file: the same P(Y=1 | h, a) on new histories
+    again = bd.load(path, stages=scn.bart_stages(trees=30, imputations=3))
+    np.testing.assert_array_equal(
+        again.prob_optimal(2, data=new).to_numpy(), post.prob_optimal(2, data=new).to_numpy()
+    )
 
 
 @pytest.mark.parametrize("propagation", ["mean", "predictive"])
