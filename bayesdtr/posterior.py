@@ -518,9 +518,10 @@ class DTRPosterior:
         The file holds the data, every stage's design matrices and draws, the propensity draws,
         priors, seeds and settings (layout in :mod:`bayesdtr.io`). A BART stage stores the Q
         evaluations of its units and, with ``forests=True``, its forests as stochtree JSON text
-        (:mod:`bayesdtr.bart_io`; about 0.7 MB per 100 draws of 50 trees, compressed), so
+        (:mod:`bayesdtr.bart_io`; about 0.85 MB per 100 draws of 50 trees, compressed), so
         that queries on new histories work after :func:`bayesdtr.load`; ``forests=False``
-        writes a smaller file whose BART stages answer only about their fitted units. It is
+        writes a smaller file, much faster (measured at 4,000 draws: 10 s against 190 s),
+        whose BART stages answer only about their fitted units. It is
         written atomically: to a
         temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
         never leaves a damaged file under ``path`` nor destroys the file it replaces.
