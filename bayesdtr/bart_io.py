@@ -17,7 +17,7 @@ Cost, measured by ``benchmarks/bench_bart_files.py`` (``nonlinear_band``, n = 1,
 stages of 50 trees, the default 4 x 1,000 draws; a 2-core machine at load average about 10, so
 read the ratios): the file is 191 MB with the forests against 122 MB without (``q_units`` is most
 of both), written in 190 s against 10 s (stochtree's ``to_json`` took 0.45 s per 100 draws of
-50 trees, measured alone on an idle moment); ``bd.load`` 19 s against 6 s; the first query on new
+50 trees in a separate measurement); ``bd.load`` 19 s against 6 s; the first query on new
 histories after loading 152 s (it parses stage 2's 4 models of 1,000 draws), later ones 0.15 s.
 Use ``to_netcdf(path, forests=False)`` when new histories will not be asked about.
 """
