@@ -18,7 +18,8 @@ Layout (format 2)::
                             attrs treatment, position, *_formula (text for reading only),
                             propensity_kind, reward_column, feasible_rule, note, priors (JSON)
     /stage_k/posterior      beta (chain, draw, main_term), psi (chain, draw, arm, contrast_term),
-                            sigma, group effects, ancestor
+                            sigma, group effects, ancestor; a BART stage: q_units instead of
+                            beta and psi, and /stage_k/forests (:mod:`bayesdtr.bart_io`)
     /stage_k/sample_stats   diverging, n_steps (MCMC stages)
     /stage_k/propensity     propensity_coef (chain, draw, contrast_arm, propensity_term) or known (arm)
     /policy/stage_k         prob_optimal (obs, arm) of the units that reach stage k
@@ -41,6 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesdtr._version import __version__
+from bayesdtr.bart_io import q_units_layout, stored_q
 from bayesdtr.constants import ENGINES, PROPAGATIONS, SAMPLERS
 from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
 from bayesdtr.data.frames import attr_text, file_error, node_dataset, parse_json
@@ -49,7 +51,7 @@ from bayesdtr.data.stored import design_datasets, design_from_tree, rebuild_desi
 from bayesdtr.exceptions import FileFormatError, PriorError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
-from bayesdtr.inference.engines.bart import StoredQ, q_units_of
+from bayesdtr.inference.engines.bart import q_units_of
 from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
 
 if TYPE_CHECKING:
@@ -105,7 +107,7 @@ def stage_posterior_dataset(
     q_units = q_units_of(fit)
     if q_units is not None:  # a BART stage: its units' Q evaluations instead of coefficients
         data: dict[str, Any] = {
-            "q_units": (("chain", "draw", "arm", "unit"), _q_units_layout(q_units, C, D))
+            "q_units": (("chain", "draw", "arm", "unit"), q_units_layout(q_units, C, D))
         }
     else:
         data = _coefficients(sd, fit)
@@ -144,11 +146,6 @@ def _coefficients(sd: StageDesign, fit: StageDraws) -> dict[str, Any]:
         "beta": (("chain", "draw", "main_term"), beta),
         "psi": (("chain", "draw", "arm", "contrast_term"), psi),
     }
-
-
-def _q_units_layout(q: np.ndarray, C: int, D: int) -> np.ndarray:
-    """(arm, draw, unit) -> (chain, draw, arm, unit)."""
-    return np.moveaxis(q, 0, 1).reshape((C, D) + (q.shape[0], q.shape[2]))
 
 
 def _propensity_dataset(
@@ -549,9 +546,7 @@ def _stage_draws(
     q_model = None
     if engine == "bart":  # a BART stage stores its units' Q evaluations, not coefficients
         q = _draws(ds, "q_units", (C, D, m, sd.n_units), source, where)
-        q_model = StoredQ(
-            np.ascontiguousarray(np.moveaxis(q.reshape(S, m, sd.n_units), 1, 0)), sd.X_main
-        )
+        q_model = stored_q(tree, k, sd, q, str(family), source)
         theta = np.empty((S, 0))
     else:
         beta = _draws(ds, "beta", (C, D, sd.X_main.shape[1]), source, where)

@@ -13,6 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesdtr import comparison
+from bayesdtr.bart_io import with_forests
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
 from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
@@ -511,11 +512,17 @@ class DTRPosterior:
             )
         return self._tree
 
-    def to_netcdf(self, path: str | os.PathLike) -> None:
+    def to_netcdf(self, path: str | os.PathLike, *, forests: bool = True) -> None:
         """Write the posterior to a netCDF file (arrays and plain attributes; no pickle).
 
         The file holds the data, every stage's design matrices and draws, the propensity draws,
-        priors, seeds and settings (layout in :mod:`bayesdtr.io`). It is written atomically: to a
+        priors, seeds and settings (layout in :mod:`bayesdtr.io`). A BART stage stores the Q
+        evaluations of its units and, with ``forests=True``, its forests as stochtree JSON text
+        (:mod:`bayesdtr.bart_io`; about 0.85 MB per 100 draws of 50 trees, compressed), so
+        that queries on new histories work after :func:`bayesdtr.load`; ``forests=False``
+        writes a smaller file, much faster (measured at 4,000 draws: 10 s against 190 s),
+        whose BART stages answer only about their fitted units. It is
+        written atomically: to a
         temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
         never leaves a damaged file under ``path`` nor destroys the file it replaces.
 
@@ -534,7 +541,9 @@ class DTRPosterior:
                 "save its value draws: post.value(regime, horizon=tau).to_netcdf(path)."
             )
         check_path(path, "to_netcdf")  # before building the tree
-        write_netcdf(self.tree, path)
+        if not isinstance(forests, bool):
+            raise FileFormatError(f"to_netcdf(forests=...) must be True or False; got {forests!r}.")
+        write_netcdf(with_forests(self.tree, self.fits) if forests else self.tree, path)
 
     def parts(self) -> PosteriorParts:
         """The posterior as plain data (design, draws, priors, seeds): what a file stores."""

@@ -9,6 +9,7 @@ import pandas as pd
 
 from bayesdtr.data.bart_spec import BART
 from bayesdtr.data.spec import KnownPropensity, Stage
+from bayesdtr.exceptions import SpecificationError
 from bayesdtr.regimes import Regime
 from bayesdtr.simulate._base import Scenario
 
@@ -16,6 +17,10 @@ __all__ = ["NonlinearBand"]
 
 #: Half-width of the band where treatment helps.
 HALF_WIDTH = 0.5
+
+
+#: Coefficients of the Bernoulli variant's success probability (see :class:`NonlinearBand`).
+BINARY = {"base": 0.5, "sin": 0.08, "x2sq": 0.12, "arm": 0.15}
 
 
 def band_contrast(x: np.ndarray) -> np.ndarray:
@@ -52,12 +57,35 @@ class NonlinearBand(Scenario):
     :meth:`linear_stages` the misspecified one a user would write (linear in :math:`X_1`,
     :math:`X_2`); :meth:`bart_stages` BART Q-functions on the same columns. All with known
     propensities 1/2.
+
+    ``scenario("nonlinear_band", family="bernoulli")`` is the same design with a 0/1 outcome
+    whose success probability is linear in the same terms (so the truth stays exact):
+
+    .. math::
+
+        P(Y = 1 \mid H_2, A_2) = \tfrac12 + 0.08 \sin(\pi X_1) + 0.12 (X_2^2 - \tfrac13)
+        + 0.15 (2A_1 - 1) c(X_1) + 0.15 (2A_2 - 1) c(X_2) \in [0.08, 0.96].
+
+    - :math:`Q_2` is that probability, optimal :math:`A_2 = 1\{|X_2| < 1/2\}` (contrast
+      :math:`\pm 0.3`);
+    - :math:`Q_1 = 0.65 + 0.08 \sin(\pi X_1) + 0.15 (2A_1 - 1) c(X_1)`
+      (:math:`E \max_{a_2} 0.15 (2a_2 - 1) c(X_2) = 0.15`), optimal :math:`A_1 = 1\{|X_1| < 1/2\}`;
+    - value of the optimal regime :math:`0.8`, of every static regime :math:`0.5`, others by the
+      same quadrature.
+
+    Its :attr:`stages` are logistic with the band indicators in the contrasts: their contrasts'
+    signs, hence their rules, can be right, but the probability is not logit-linear.
     """
 
     #: Points per axis of the quadrature grid of other regimes' values.
     GRID = 200
 
-    def __init__(self) -> None:
+    def __init__(self, family: str = "gaussian") -> None:
+        if family not in ("gaussian", "bernoulli"):
+            raise SpecificationError(
+                f"scenario('nonlinear_band', family=...) must be 'gaussian' or 'bernoulli'; got "
+                f"{family!r}."
+            )
         self.name = "nonlinear_band"
         self.description = (
             "Two randomized stages; treatment helps (+1) only for |X_k| < 1/2 and harms (-1) "
@@ -67,7 +95,7 @@ class NonlinearBand(Scenario):
         self.treatments = ["A1", "A2"]
         self.arms = {"A1": [0, 1], "A2": [0, 1]}
         self.group = None
-        self.family = "gaussian"
+        self.family = family
 
     @property
     def stages(self) -> list[Stage]:
@@ -113,21 +141,40 @@ class NonlinearBand(Scenario):
         u1 = rng.random(n)
         x2 = rng.uniform(-1, 1, n)
         u2 = rng.random(n)
-        eps = rng.standard_normal(n)
+        noise = rng.standard_normal(n) if self.family == "gaussian" else rng.random(n)
         df = pd.DataFrame({"X1": x1})
         df["A1"] = self._choose(regime, "A1", df.copy(), (u1 < 0.5).astype(np.int64))
         df["X2"] = x2
         df["A2"] = self._choose(regime, "A2", df.copy(), (u2 < 0.5).astype(np.int64))
-        df["Y"] = self._conditional_mean(df) + eps
+        if self.family == "gaussian":
+            df["Y"] = self._conditional_mean(df) + noise
+        else:
+            df["Y"] = (noise < self._conditional_mean(df)).astype(np.int64)
         return df
 
     def _conditional_mean(self, df: pd.DataFrame) -> np.ndarray:
         x1, x2 = df["X1"].to_numpy(float), df["X2"].to_numpy(float)
         a1, a2 = df["A1"].to_numpy(float), df["A2"].to_numpy(float)
+        if self.family == "bernoulli":
+            b = BINARY
+            return (
+                b["base"]
+                + b["sin"] * np.sin(np.pi * x1)
+                + b["x2sq"] * (x2**2 - 1 / 3)
+                + b["arm"] * ((2 * a1 - 1) * band_contrast(x1) + (2 * a2 - 1) * band_contrast(x2))
+            )
         return np.sin(np.pi * x1) + x2**2 + a1 * band_contrast(x1) + a2 * band_contrast(x2)
 
     def _q(self, k: int, df: pd.DataFrame) -> np.ndarray:
         x1 = df["X1"].to_numpy(float)
+        if self.family == "bernoulli":
+            if k == 0:
+                b = BINARY
+                base = b["base"] + b["arm"] + b["sin"] * np.sin(np.pi * x1)
+                c = b["arm"] * band_contrast(x1)
+                return np.column_stack([base - c, base + c])
+            arms = [df.assign(A2=a) for a in (0, 1)]
+            return np.column_stack([self._conditional_mean(d) for d in arms])
         if k == 0:
             base = np.sin(np.pi * x1) + 1 / 3 + 0.5
             return np.column_stack([base, base + band_contrast(x1)])
@@ -136,6 +183,8 @@ class NonlinearBand(Scenario):
         return np.column_stack([base, base + band_contrast(x2)])
 
     def _optimal_value(self) -> float:
+        if self.family == "bernoulli":
+            return BINARY["base"] + 2 * BINARY["arm"]
         return 1 / 3 + 0.5 + 0.5
 
     def _general_value(self, regime: Regime) -> float:
@@ -148,4 +197,4 @@ class NonlinearBand(Scenario):
         return float(np.mean(self._conditional_mean(df)))
 
     def _static_value(self, arms: dict[str, Any]) -> float:
-        return 1 / 3
+        return BINARY["base"] if self.family == "bernoulli" else 1 / 3
