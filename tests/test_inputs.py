@@ -409,7 +409,8 @@ def test_categorical_around_a_continuous_covariate_fails_fast(n):
         match=rf"categorical 'C\(X1\)' has {n} levels among the {n} units .*drop C\(...\)",
     ):
         bd.DTRModel(df, [bd.Stage("A1", main="C(X1)"), bd.Stage("A2", main="X1 + X2")], outcome="Y")
-    assert time.perf_counter() - t0 < 5.0
+    # guards against the old hang (minutes), not a speed claim: generous for a loaded machine
+    assert time.perf_counter() - t0 < 60.0
 
 
 def test_rank_check_of_a_wide_deficient_design_is_one_qr():
@@ -425,7 +426,8 @@ def test_rank_check_of_a_wide_deficient_design_is_one_qr():
             [bd.Stage("A1", main="X1 + C(g)", contrast="1 + C(g)"), bd.Stage("A2", main="X1")],
             outcome="Y",
         )
-    assert time.perf_counter() - t0 < 5.0
+    # guards against the old hang (minutes), not a speed claim: generous for a loaded machine
+    assert time.perf_counter() - t0 < 60.0
 
 
 # --------------------------------------------------------------------------- time order
