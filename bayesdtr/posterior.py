@@ -327,6 +327,13 @@ class DTRPosterior:
         if horizon is not None or self.design.event is not None:
             return self._survival_value(reg, horizon, estimand, method, crossfit)
         folds = self._folds(reg, crossfit)
+        if folds and self.design.dropout is not None:
+            raise FitError(
+                f"Sample splitting (crossfit={crossfit!r}) is not supported yet with dropout "
+                "(censoring= on a stage). Use crossfit=0: for a fixed regime that is its value "
+                f"V(d); for {reg.name!r} learned from the data, the plug-in posterior (optimistic "
+                "near decision boundaries)."
+            )
         if split not in ("online", "cross"):
             raise FitError(f"split={split!r} is not one of ['online', 'cross'].")
         if method is None:
@@ -532,6 +539,12 @@ class DTRPosterior:
                 f"{self.design.family!r}, event={self.design.event_column!r}): a file without the "
                 "event column would be read back as uncensored. Keep the posterior in memory, or "
                 "save its value draws: post.value(regime, horizon=tau).to_netcdf(path)."
+            )
+        if self.design.dropout is not None:
+            raise FileFormatError(
+                "to_netcdf does not yet store posteriors with dropout (censoring= on a stage): a "
+                "file without the censoring model's draws would be read back as complete data. "
+                "Keep the posterior in memory, or save its value draws: post.value(regime).to_netcdf(path)."
             )
         check_path(path, "to_netcdf")  # before building the tree
         write_netcdf(self.tree, path)
