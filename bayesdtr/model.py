@@ -166,6 +166,11 @@ class DTRModel:
             lines.append(f"    propensity: {ptxt}")
             if st.reward is not None:
                 lines.append(f"    reward:     {st.reward}")
+            cd = None if d.dropout is None else d.dropout[sd.position - 1]
+            if cd is not None:
+                lines.append(
+                    f"    dropout:    {len(cd.dropped)} of {len(cd.at_risk)} units at risk; P(remain) = logit^-1({cd.formula})"
+                )
             if st.feasible is not None:
                 lines.append("    feasible:   rule given")
             over = self.stage_priors[st.treatment].overrides
@@ -175,7 +180,13 @@ class DTRModel:
             )
             lines.append(f"    engine (auto): {eng}")
         lines.append(f"  prior names: {list(OUTCOME_PRIORS) + list(PROPENSITY_PRIORS)}")
-        lines.append("Next: post = model.fit(random_seed=1); then post.value('optimal'), post.prob_optimal(stage=1).")
+        if d.dropout is None:
+            lines.append("Next: post = model.fit(random_seed=1); then post.value('optimal'), post.prob_optimal(stage=1).")
+        else:
+            lines.append(
+                "Next: post = model.fit(random_seed=1); then post.value(bd.Regime.static(...)), "
+                "post.value('optimal', crossfit=0) (no sample splitting with dropout yet), post.prob_optimal(stage=1)."
+            )
         return "\n".join(lines)
 
     __repr__ = __str__

@@ -111,6 +111,13 @@ def test_design_keeps_every_unit_and_removes_dropouts_from_later_stages(df):
     assert np.isfinite(design.y).all()
 
 
+def test_print_model_shows_the_dropout(df):
+    text = str(bd.DTRModel(df, SCN.stages, outcome="Y"))
+    n_gone = int(df["A2"].isna().sum())
+    assert f"dropout:    {n_gone} of 400 units at risk; P(remain) = logit^-1(X1 + A1 + X2)" in text
+    assert "post.value('optimal', crossfit=0)" in text
+
+
 def test_no_dropout_in_the_data_means_no_weights(df):
     full = bd.scenario("dropout_smart", dropout=False).sample(200, seed=1)
     design = build_design(full, SCN.stages, outcome="Y")
