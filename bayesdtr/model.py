@@ -185,7 +185,8 @@ class DTRModel:
         else:
             lines.append(
                 "Next: post = model.fit(random_seed=1); then post.value(bd.Regime.static(...)), "
-                "post.value('optimal', crossfit=0) (no sample splitting with dropout yet), post.prob_optimal(stage=1)."
+                "post.value('optimal') (the plug-in posterior: no sample splitting with dropout yet), "
+                "post.prob_optimal(stage=1)."
             )
         return "\n".join(lines)
 

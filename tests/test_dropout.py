@@ -115,7 +115,7 @@ def test_print_model_shows_the_dropout(df):
     text = str(bd.DTRModel(df, SCN.stages, outcome="Y"))
     n_gone = int(df["A2"].isna().sum())
     assert f"dropout:    {n_gone} of 400 units at risk; P(remain) = logit^-1(X1 + A1 + X2)" in text
-    assert "post.value('optimal', crossfit=0)" in text
+    assert "post.value('optimal') (the plug-in posterior" in text
 
 
 def test_no_dropout_in_the_data_means_no_weights(df):
@@ -198,8 +198,10 @@ def test_unsupported_combinations_are_refused(df, post, tmp_path):
     with pytest.raises(
         FitError, match="Sample splitting.*not supported yet with dropout.*crossfit=0"
     ):
-        post.value("optimal")
-    assert np.isfinite(post.value("optimal", crossfit=0).values).all()
+        post.value("optimal", crossfit=5)
+    plug_in = post.value("optimal")  # "auto" is the plug-in with dropout, and says so
+    assert plug_in.attrs["crossfit"] == 0 and plug_in.attrs["estimand"].startswith("plug-in")
+    np.testing.assert_array_equal(plug_in.values, post.value("optimal", crossfit=0).values)
     with pytest.raises(FileFormatError, match="does not yet store posteriors with dropout"):
         post.to_netcdf(tmp_path / "p.nc")
     with pytest.raises(FitError, match="conjugate engine only.*stage 'A2' would use 'mcmc'"):
