@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -165,6 +166,11 @@ class DTRModel:
             lines.append(f"    propensity: {ptxt}")
             if st.reward is not None:
                 lines.append(f"    reward:     {st.reward}")
+            cd = None if d.dropout is None else d.dropout[sd.position - 1]
+            if cd is not None:
+                lines.append(
+                    f"    dropout:    {len(cd.dropped)} of {len(cd.at_risk)} units at risk; P(remain) = logit^-1({cd.formula})"
+                )
             if st.feasible is not None:
                 lines.append("    feasible:   rule given")
             over = self.stage_priors[st.treatment].overrides
@@ -174,7 +180,14 @@ class DTRModel:
             )
             lines.append(f"    engine (auto): {eng}")
         lines.append(f"  prior names: {list(OUTCOME_PRIORS) + list(PROPENSITY_PRIORS)}")
-        lines.append("Next: post = model.fit(random_seed=1); then post.value('optimal'), post.prob_optimal(stage=1).")
+        if d.dropout is None:
+            lines.append("Next: post = model.fit(random_seed=1); then post.value('optimal'), post.prob_optimal(stage=1).")
+        else:
+            lines.append(
+                "Next: post = model.fit(random_seed=1); then post.value(bd.Regime.static(...)), "
+                "post.value('optimal') (the plug-in posterior: no sample splitting with dropout yet), "
+                "post.prob_optimal(stage=1)."
+            )
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -329,11 +342,14 @@ class DTRModel:
             rng=np.random.default_rng(s_prop),
             progressbar=settings.progressbar,
         )
+        design = self.design
+        if design.dropout is not None:
+            design = self._with_dropout_weights(settings, root.spawn(1)[0])
         samplers: dict = {}
-        ind = induction_class(self.design)(self.design, settings, self.stage_priors, props, Regime.optimal(), s_ind, samplers)
+        ind = induction_class(design)(design, settings, self.stage_priors, props, Regime.optimal(), s_ind, samplers)
         ind.run()
         post = DTRPosterior(
-            design=self.design,
+            design=design,
             priors=self.stage_priors,
             settings=settings,
             induction=ind,
@@ -353,3 +369,28 @@ class DTRModel:
             for text in positivity_messages(post):
                 warnings.warn(text, PositivityWarning, stacklevel=2)
         return post
+
+    def _with_dropout_weights(self, settings: FitSettings, seed: np.random.SeedSequence):
+        """The design with the censoring models' weights (``censoring=``; see
+        :mod:`bayesdtr.inference.dropout`). Only the conjugate engine weights its fits."""
+        from bayesdtr.inference.dropout import fit_censoring
+
+        engines = stage_engines(self.design, settings, self.stage_priors)
+        bad = [(sd.treatment, e) for sd, e in zip(self.design.stages, engines, strict=True) if e != "conjugate"]
+        if bad:
+            raise FitError(
+                "Dropout (censoring= on a stage) is supported with the conjugate engine only "
+                "(linear Gaussian stages, default priors, no groups, robust=False); "
+                f"{', '.join(f'stage {t!r} would use {e!r}' for t, e in bad)}. Use those settings, "
+                "or analyse without the dropout stage."
+            )
+        ipcw = fit_censoring(
+            self.design,
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            sampler=settings.sampler,
+            rng=np.random.default_rng(seed),
+            progressbar=settings.progressbar,
+        )
+        return dataclasses.replace(self.design, ipcw=ipcw)

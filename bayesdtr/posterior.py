@@ -291,7 +291,8 @@ class DTRPosterior:
             Number of chunks (>= 2) for a learned rule; ``"auto"`` uses 10 for learned rules and
             none for fixed ones; 0 or None gives the plug-in posterior on all the data (for
             ``"optimal"``: the posterior of :math:`\frac1n\sum_i \max_a Q_1(H_i, a)`,
-            optimistic near decision boundaries).
+            optimistic near decision boundaries). With dropout (``censoring=`` on a stage)
+            ``"auto"`` means 0: sample splitting is not available there yet.
         split : {"online", "cross"}
             ``"online"``: chunk f is valued by the rule learned on chunks before it (from 40% of
             the units on); ``"cross"``: every chunk is valued by the rule learned on all the
@@ -327,7 +328,16 @@ class DTRPosterior:
         reg = as_regime(regime)
         if horizon is not None or self.design.event is not None:
             return self._survival_value(reg, horizon, estimand, method, crossfit)
+        if self.design.dropout is not None and isinstance(crossfit, str) and crossfit == "auto":
+            crossfit = 0  # no sample splitting with dropout yet: the plug-in, as attrs["estimand"] says
         folds = self._folds(reg, crossfit)
+        if folds and self.design.dropout is not None:
+            raise FitError(
+                f"Sample splitting (crossfit={crossfit!r}) is not supported yet with dropout "
+                "(censoring= on a stage). Use crossfit=0 (the default there): for a fixed regime "
+                f"that is its value V(d); for {reg.name!r} learned from the data, the plug-in "
+                "posterior (optimistic near decision boundaries)."
+            )
         if split not in ("online", "cross"):
             raise FitError(f"split={split!r} is not one of ['online', 'cross'].")
         if method is None:
@@ -539,6 +549,12 @@ class DTRPosterior:
                 f"{self.design.family!r}, event={self.design.event_column!r}): a file without the "
                 "event column would be read back as uncensored. Keep the posterior in memory, or "
                 "save its value draws: post.value(regime, horizon=tau).to_netcdf(path)."
+            )
+        if self.design.dropout is not None:
+            raise FileFormatError(
+                "to_netcdf does not yet store posteriors with dropout (censoring= on a stage): a "
+                "file without the censoring model's draws would be read back as complete data. "
+                "Keep the posterior in memory, or save its value draws: post.value(regime).to_netcdf(path)."
             )
         check_path(path, "to_netcdf")  # before building the tree
         if not isinstance(forests, bool):

@@ -129,7 +129,10 @@ def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.n
                 w = omega * ratio
                 sq = np.sum(w * w, axis=1)
                 ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
-            out[idx] = pool(omega, num, ratio if method == "ipw" else None)
+            den = ratio if method == "ipw" else None
+            if den is None and ind.design.ipcw is not None:  # dropout: a weighted mean of the AIPW terms
+                den = ind.design.ipcw.value_weights(idx)
+            out[idx] = pool(omega, num, den)
     return out
 
 
@@ -161,6 +164,10 @@ def unit_terms(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Per-unit terms of the IPW/AIPW estimators for draws ``idx``: (len(idx), n) arrays.
 
+    With dropout (``design.ipcw``, :mod:`bayesdtr.inference.dropout`) both are multiplied by
+    each unit's inverse-probability-of-censoring weight :math:`W^{(s)}` (0 for a unit that
+    dropped out), and AIPW is pooled as the :math:`W`-weighted mean.
+
     Returns ``num`` and ``ratio`` :math:`C_K / \bar\pi_K`. AIPW: ``num`` holds each unit's
     augmented inverse-probability-weighted return (the value is their weighted mean). IPW:
     ``num`` holds :math:`C_K G / \bar\pi_K` (Hajek: the value is the ratio of the weighted sums
@@ -187,6 +194,8 @@ def unit_terms(
         past_reward = past_reward + sd.reward
         if k < ind.K - 1:
             stage_idx = ind.fits[k].ancestor[stage_idx]  # type: ignore[union-attr,index]
-    if aug is not None:
-        return ratio * G[None, :] + aug, ratio
-    return ratio * G[None, :], ratio
+    num = ratio * G[None, :] if aug is None else ratio * G[None, :] + aug
+    if design.ipcw is not None:
+        cw = design.ipcw.value_weights(idx)
+        return cw * num, cw * ratio
+    return num, ratio

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,13 @@ from bayesdtr.data.matrices import (
     materialize,
     model_matrix,
     rows_text,
+)
+from bayesdtr.data.reach import (
+    CensoringDesign,
+    applies_mask,
+    censoring_design,
+    dropout_hint,
+    dropout_masks,
 )
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.data.survival import (
@@ -312,6 +318,10 @@ class DTRDesign:
     timeline: dict[str, int] | None = None  # column -> 0 (baseline) or k (after decision k)
     event: np.ndarray | None = None  # survival families: 1 event, 0 censored (bayesdtr.data.survival)
     event_column: str | None = None
+    #: Per stage, its dropout (``censoring=``) design or None (bayesdtr.data.reach); None: no dropout
+    dropout: list[CensoringDesign | None] | None = None
+    #: The fitted inverse-probability-of-censoring weights (set by ``fit``; bayesdtr.inference.dropout)
+    ipcw: Any = None
 
     @property
     def n(self) -> int:
@@ -327,6 +337,11 @@ class DTRDesign:
         Term names, arm labels, group levels and specs are kept, so coefficients fitted on one
         subset apply to the design matrices of another (cross-fitting). Rows keep their order.
         """
+        if self.dropout is not None:
+            raise SpecificationError(
+                "This design has dropout (censoring= on a stage); sample splitting and other "
+                "subsets of its units are not supported yet. Use crossfit=0 (the plug-in value)."
+            )
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 1 or len(rows) == 0 or np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= self.n:
             raise SpecificationError(
@@ -404,60 +419,6 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> bool:
         if not all(p == q for p, q in zip(u, v, strict=True)):
             return False
     return True
-
-
-def applies_mask(stage: Stage, df: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of the units that reach ``stage`` (its ``applies=`` query or mask), checked."""
-    where = f"Stage {stage.treatment!r} applies="
-    if stage.applies is None:
-        return np.ones(len(df), dtype=bool)
-    if isinstance(stage.applies, str):
-        try:
-            mask = df.eval(stage.applies)
-        except Exception as err:
-            raise SpecificationError(
-                f"{where}{stage.applies!r} could not be evaluated as a DataFrame.query string: "
-                f"{err}. Write a condition on the data's columns {list(df.columns)[:20]}, e.g. "
-                "'R == 0', or pass a boolean mask."
-            ) from err
-        used = [c for c in df.columns if isinstance(c, str) and re.search(rf"(?<![\w`]){re.escape(c)}(?![\w`])|`{re.escape(c)}`", stage.applies)]
-        for col in used:
-            na = df[col].isna().to_numpy()
-            if na.any():
-                raise DataError(
-                    f"{where}{stage.applies!r} uses column {col!r}, which is missing in rows "
-                    f"{rows_text(df.index[na])}; a comparison with a missing value is False, so "
-                    "these units would silently skip the stage. Fill the column, or pass a "
-                    "boolean mask that decides for them."
-                )
-    else:
-        mask = stage.applies
-        if isinstance(mask, pd.Series) and not mask.index.equals(df.index):
-            raise SpecificationError(
-                f"{where} is a boolean Series whose index does not match the data's index, so "
-                "its entries cannot be matched to rows. Build it from the same DataFrame (e.g. "
-                "applies=df['R'] == 0), pass .to_numpy(), or use a query string such as 'R == 0'."
-            )
-    if isinstance(mask, pd.Series) and isinstance(mask.dtype, pd.BooleanDtype):
-        if mask.isna().any():
-            raise DataError(
-                f"{where} has missing values in rows {rows_text(mask.index[mask.isna().to_numpy()])}; "
-                "whether these units reach the stage is unknown. Fill them with True or False."
-            )
-        mask = mask.to_numpy(dtype=bool)
-    arr = np.asarray(mask)
-    if arr.shape != (len(df),) or arr.dtype != bool:
-        raise SpecificationError(
-            f"{where} must be a query string or a boolean mask with one entry per row "
-            f"({len(df)} rows); got dtype {arr.dtype} and shape {arr.shape}. Pass e.g. "
-            "applies='R == 0' or applies=(df['R'] == 0).to_numpy()."
-        )
-    if not arr.any():
-        raise DataError(
-            f"{where}{stage.applies if isinstance(stage.applies, str) else '<mask>'!r} selects no "
-            "unit (empty subset). Check the condition, or drop the stage."
-        )
-    return arr
 
 
 def _check_roles(stages: Sequence[Stage], outcome: str, group: str | None, id: str | None) -> None:
@@ -542,9 +503,22 @@ def build_design(
     when = check_timeline(timeline, stages, data, outcome)
     df = normalize_strings(data)
     _check_id(df, id)
-    y = _outcome_values(df, outcome, family)
+    masks = dropout_masks(df, stages)  # (present before stage k, dropped out before stage k)
+    y = _outcome_values(df, outcome, family, masks[-1][0] & ~masks[-1][1], stages)
     group_levels, group_codes = _group_codes(df, group)
-    designs = [_stage_design(df, stages, k, outcome, when) for k in range(1, len(stages) + 1)]
+    dropout = [censoring_design(df, stages, k, *masks[k - 1], outcome, when) for k in range(1, len(stages) + 1)]
+    designs = [
+        _stage_design(df, stages, k, outcome, when, masks[k - 1][0] & ~masks[k - 1][1])
+        for k in range(1, len(stages) + 1)
+    ]
+    if all(cd is None for cd in dropout):
+        dropout = None
+    elif event is not None:
+        raise SpecificationError(
+            "censoring= (dropout before a stage) is not supported yet with a censored survival "
+            f"outcome (event={event!r}). Use family='gaussian', or analyse the survival outcome "
+            "without dropout."
+        )
     if family == "bernoulli" and stages[-1].reward is not None:
         raise SpecificationError(
             "reward= on the last stage is not allowed with family='bernoulli': the final outcome "
@@ -568,6 +542,7 @@ def build_design(
         timeline=when,
         event=ev,
         event_column=event,
+        dropout=dropout,
     )
 
 
@@ -623,26 +598,31 @@ def _check_id(df: pd.DataFrame, id: str | None) -> None:
         )
 
 
-def _outcome_values(df: pd.DataFrame, outcome: str, family: str) -> np.ndarray:
-    """The final outcome as finite floats (0/1 for a Bernoulli family)."""
-    n = len(df)
+def _outcome_values(
+    df: pd.DataFrame, outcome: str, family: str, present: np.ndarray, stages: Sequence[Stage]
+) -> np.ndarray:
+    """The final outcome as finite floats (0/1 for a Bernoulli family) of the units ``present``
+    at the end (not dropped out); 0 for the others, whose outcome is never used."""
+    rows = np.flatnonzero(present)
     ycol = df[outcome]
     if not pd.api.types.is_numeric_dtype(ycol):
         raise DataError(
             f"Outcome column {outcome!r} has dtype {ycol.dtype}; it must be numeric. Convert it "
             "(e.g. map labels to numbers) before building the model."
         )
-    check_no_nan(df, [outcome], np.arange(n), "outcome=", "impute or remove these rows yourself.")
+    na = df.index[rows][ycol.iloc[rows].isna().to_numpy()]
+    check_no_nan(df, [outcome], rows, "outcome=", "impute or remove these rows yourself." + dropout_hint(df, stages, na))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a complex outcome is refused below, not cast
         y = ycol.to_numpy(dtype=float)
+    y = np.where(present, y, 0.0)
     if not np.all(np.isfinite(y)):
         bad = df.index[~np.isfinite(y)]
         raise DataError(
             f"Outcome column {outcome!r} has infinite values in rows {rows_text(bad)}; it must be "
             "finite. Replace or remove these rows."
         )
-    check_used_columns(df, [outcome], np.arange(n), "outcome=")
+    check_used_columns(df, [outcome], rows, "outcome=")
     if family == "bernoulli" and not np.all(np.isin(y, (0.0, 1.0))):
         raise DataError(
             f"family='bernoulli' needs outcome {outcome!r} coded 0/1; saw values "
@@ -670,9 +650,16 @@ def _group_codes(df: pd.DataFrame, group: str | None) -> tuple[list[Any], np.nda
 
 
 def _stage_design(
-    df: pd.DataFrame, stages: Sequence[Stage], k: int, outcome: str, when: dict[str, int] | None
+    df: pd.DataFrame,
+    stages: Sequence[Stage],
+    k: int,
+    outcome: str,
+    when: dict[str, int] | None,
+    present: np.ndarray,
 ) -> StageDesign:
-    """The design of stage ``k`` (1-based): columns, units, arms, matrices, feasible sets, reward."""
+    """The design of stage ``k`` (1-based): columns, units, arms, matrices, feasible sets, reward.
+
+    Its units are those ``applies=`` selects among the units ``present`` (not dropped out)."""
     st = stages[k - 1]
     where = f"Stage {st.treatment!r}"
     check_columns(df, [st.treatment], f"{where} (treatment)")
@@ -681,8 +668,8 @@ def _stage_design(
     if getattr(st, "q", None) is not None:  # a BART stage: its covariates, named as the user gave them
         check_columns(df, list(st.q.covariates), f"{where} q=bd.BART(covariates=...)")
     used, q_cols = _formula_columns(df, stages, k, outcome, when)
-    rows = np.flatnonzero(applies_mask(st, df))
-    arms, a = _observed_arms(df, st, rows)
+    rows = np.flatnonzero(applies_mask(st, df) & present)
+    arms, a = _observed_arms(df, st, rows, stages)
     check_no_nan(df, sorted(used | ({st.reward} if st.reward else set())), rows, where)
     check_used_columns(df, sorted(used), rows, where, covariates=True)
     sub = df.iloc[rows]
@@ -747,7 +734,9 @@ def _formula_columns(
     return used, q_cols
 
 
-def _observed_arms(df: pd.DataFrame, st: Stage, rows: np.ndarray) -> tuple[list[Any], np.ndarray]:
+def _observed_arms(
+    df: pd.DataFrame, st: Stage, rows: np.ndarray, stages: Sequence[Stage]
+) -> tuple[list[Any], np.ndarray]:
     """Arm labels (at least 2 observed) and the arm codes of the units that reach the stage."""
     tcol = df[st.treatment].iloc[rows]
     nan_t = tcol.index[tcol.isna().to_numpy()]
@@ -756,6 +745,13 @@ def _observed_arms(df: pd.DataFrame, st: Stage, rows: np.ndarray) -> tuple[list[
             f"Treatment column {st.treatment!r} is missing in rows {rows_text(nan_t)} where "
             f"the stage applies. Fill it, or set applies= to the units that reach stage "
             f"{st.treatment!r} (e.g. applies='R == 0' for non-responders)."
+            + (
+                f" If these units dropped out before this decision, declare it: bd.Stage({st.treatment!r}, "
+                "..., censoring='<covariates known before the dropout>'), a model of remaining in "
+                "the study whose inverse probabilities reweight the units that stayed."
+                if st.censoring is None and st is not stages[0]
+                else ""
+            )
         )
     check_used_columns(df, [st.treatment], rows, f"Stage {st.treatment!r} (treatment)")
     arms = arm_levels(tcol, st.treatment)

@@ -99,6 +99,18 @@ class Stage:
     q : BART or None, default None
         A nonparametric Q-function (:class:`~bayesdtr.BART`) instead of ``main``/``contrast``
         (leave those at their defaults): sums of trees on the covariates and the arm.
+    censoring : str or None, default None
+        Dropout before this stage's decision (not allowed on the first stage). A
+        right-hand-side formula of the probability of remaining in the study up to this
+        decision, :math:`\Pr(\text{remain}_k = 1 \mid H) = \operatorname{logit}^{-1}(z(H)^\top\gamma_k)`,
+        fitted by Bayesian logistic regression on the units at risk (those that reached the
+        previous stage and to which this stage applies), on covariates observed for every one
+        of them, including those measured after the previous decision. A unit at risk whose
+        treatment column is missing has dropped out: it is neither dropped silently nor
+        treated as reaching the stage. Its later columns and the outcome may be missing; the
+        units that remain are reweighted by inverse probability of censoring weights
+        (:mod:`bayesdtr.inference.dropout`). None: a missing treatment where the stage applies
+        is an error.
 
     Examples
     --------
@@ -115,6 +127,7 @@ class Stage:
     applies: str | np.ndarray | pd.Series | None = field(default=None, repr=False)
     reward: str | None = None
     q: BART | None = None
+    censoring: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.treatment, str) or not self.treatment:
@@ -162,6 +175,19 @@ class Stage:
                     f"Stage {self.treatment!r}: propensity={self.propensity!r} contains '~'. Give "
                     "only the right-hand side (e.g. '1 + x1'); the treatment is the response."
                 )
+        if self.censoring is not None and (
+            not isinstance(self.censoring, str) or not self.censoring.strip()
+        ):
+            raise SpecificationError(
+                f"Stage {self.treatment!r}: censoring= must be a right-hand-side formula string of "
+                "the probability of remaining up to this decision, such as 'X1 + A1 + X2' ('1' for "
+                f"a constant probability), or None; got {self.censoring!r}."
+            )
+        if isinstance(self.censoring, str) and "~" in self.censoring:
+            raise SpecificationError(
+                f"Stage {self.treatment!r}: censoring={self.censoring!r} contains '~'. Give only "
+                "the right-hand side (e.g. 'X1 + A1 + X2'); remaining in the study is the response."
+            )
         if self.feasible is not None and not callable(self.feasible):
             raise SpecificationError(
                 f"Stage {self.treatment!r}: feasible= must be a callable df -> boolean DataFrame "
@@ -186,4 +212,6 @@ class Stage:
             parts.append(f"applies={shown!r}")
         if self.reward is not None:
             parts.append(f"reward={self.reward!r}")
+        if self.censoring is not None:
+            parts.append(f"censoring={self.censoring!r}")
         return f"Stage({', '.join(parts)})"

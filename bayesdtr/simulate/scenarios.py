@@ -39,6 +39,12 @@ Scenarios
     bayesdtr). Keyword arguments ``n_sites``, ``site_seed``. See
     :class:`~bayesdtr.simulate._multisite.MultisiteSmart`.
 
+``"dropout_smart"``
+    A randomized two-stage SMART whose units drop out before stage 2 depending on an
+    intermediate covariate that predicts the outcome (MAR), so complete-case analysis is
+    biased; the default stages declare ``censoring=``. See
+    :class:`~bayesdtr.simulate._dropout.DropoutSmart`.
+
 The Schulte, Tsiatis, Laber and Davidian (2014) scenarios are not included: their generating
 equations could not be read in a stored source.
 """
@@ -57,6 +63,7 @@ from bayesdtr.simulate._chakraborty import (
     PUBLISHED_GAMMA,
     ChakrabortyScenario,
 )
+from bayesdtr.simulate._dropout import DropoutSmart
 from bayesdtr.simulate._kstage import KStage
 from bayesdtr.simulate._multisite import MultisiteSmart
 from bayesdtr.simulate._nonlinear import NonlinearBand
@@ -67,6 +74,7 @@ __all__ = [
     "CHAKRABORTY_DELTA",
     "CHAKRABORTY_GAMMA",
     "ChakrabortyScenario",
+    "DropoutSmart",
     "KStage",
     "MultisiteSmart",
     "NonlinearBand",
@@ -100,6 +108,7 @@ _REGISTRY: dict[str, Callable[..., Scenario]] = {
     "multisite_smart": MultisiteSmart,
     "nonlinear_band": NonlinearBand,
     "survival_smart": SurvivalSmart,
+    "dropout_smart": DropoutSmart,
 }
 
 

@@ -108,8 +108,17 @@ class ConjugateEngine(ClosedFormEngine):
     def setup(self, ind: Induction, k: int) -> object:
         sd = ind.design.stages[k]
         X = sd.X_centered
-        hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, ind.observed_return()[sd.units])
-        return X, hyper, nig_factor(X, hyper)  # one Cholesky factor serves every draw
+        w = None if ind.design.ipcw is None else ind.design.ipcw.q_weights(k)
+        if w is None:
+            hyper = nig_hyper(sd.X_main, sd.X_contrast, sd.n_arms, ind.observed_return()[sd.units])
+            return X, hyper, nig_factor(X, hyper), None, X.shape[0]  # one Cholesky factor serves every draw
+        # dropout later (bayesdtr.inference.dropout): the NIG posterior of T ~ N(x'theta, sigma^2 / w)
+        # over the units that remained, w normalized to mean 1 there; rows scaled by sqrt(w)
+        keep = w > 0
+        sw = np.sqrt(w / w[keep].mean())
+        hyper = nig_hyper(sd.X_main[keep], sd.X_contrast[keep], sd.n_arms, ind.observed_return()[sd.units][keep])
+        Xw = X * sw[:, None]
+        return Xw, hyper, nig_factor(Xw, hyper), sw, int(keep.sum())
 
     def draw(
         self,
@@ -120,8 +129,11 @@ class ConjugateEngine(ClosedFormEngine):
         idx: np.ndarray,
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
-        X, hyper, chol = shared  # type: ignore[misc]
-        return nig_draws(X, T, hyper, rng, n_draws=len(idx) if k == ind.K - 1 else None, chol=chol)
+        X, hyper, chol, sw, n_fit = shared  # type: ignore[misc]
+        if sw is None:
+            return nig_draws(X, T, hyper, rng, n_draws=len(idx) if k == ind.K - 1 else None, chol=chol)
+        XtT, tt = nig_stats(X, T * sw[None, :])
+        return nig_from_stats(n_fit, XtT, tt, hyper, rng, chol, n_draws=len(idx) if k == ind.K - 1 else None)
 
     def draw_block(
         self, ind: Induction, k: int, shared: object, idx: np.ndarray, rng: np.random.Generator
@@ -130,14 +142,15 @@ class ConjugateEngine(ClosedFormEngine):
         most ``settings.max_chunk_elements`` (draws x units) elements."""
         if k == ind.K - 1:
             return super().draw_block(ind, k, shared, idx, rng)
-        X, hyper, chol = shared  # type: ignore[misc]
+        X, hyper, chol, sw, n_fit = shared  # type: ignore[misc]
         XtT = np.empty((len(idx), X.shape[1]))
         tt = np.empty(len(idx))
         step = ind.chunk_size(k)
         for start in range(0, len(idx), step):
             part = slice(start, min(len(idx), start + step))
-            XtT[part], tt[part] = nig_stats(X, ind.target_for_fit(k, idx[part]))
-        return nig_from_stats(X.shape[0], XtT, tt, hyper, rng, chol)
+            T = ind.target_for_fit(k, idx[part])
+            XtT[part], tt[part] = nig_stats(X, T if sw is None else T * sw[None, :])
+        return nig_from_stats(n_fit, XtT, tt, hyper, rng, chol)
 
 
 class RobustEngine(ClosedFormEngine):
