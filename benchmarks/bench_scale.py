@@ -5,10 +5,10 @@ Every case runs in its own fresh Python process (``--child``), so that its peak 
 
 | case | what is timed | baseline in the same run |
 |---|---|---|
-| ``import`` | ``import bayesdtr`` in a fresh process (median of 5) | ``import numpy, pandas, xarray, scipy`` (what it needs at least) |
+| ``import`` | ``import bayesdtr`` in a fresh process (median of 7) | ``import numpy, pandas`` (what any analysis needs at least) |
 | ``whole_10k`` | ``two_stage_cont``, n = 10,000, stages without propensity models, ``fit(engine="conjugate", draws=1000, chains=4)`` + ``prob_optimal`` of both stages + ``value("optimal", method="q", crossfit=0)`` | a hand-written NumPy pipeline of the same computation (below) |
 | ``large`` | the same analysis at n = 1,000,000 (draws x chains from ``--large-draws``) plus ``value(static (1, 1), method="q")``: wall time and peak RSS | the dense (draws x units) float64 array it never builds |
-| ``bmi_mcmc`` / ``bmi_conjugate`` | bmi with propensity models, ``fit(engine=...)`` + ``compare`` of 5 regimes with ``method="aipw"`` (the learned one by online sample splitting) | each other; compile seconds per model, cold (fresh process) and warm (refit in it) |
+| ``bmi_mcmc`` / ``bmi_conjugate`` | bmi with propensity models, ``fit(engine=...)`` + ``compare`` of 5 regimes with ``method="aipw"`` (the learned one by online sample splitting), each regime's value timed on its own (``--bmi-samplers nutpie nutpie-jax`` adds a row with nutpie's JAX backend) | each other; compile seconds per model, cold (fresh process) and warm (refit in it) |
 
 The NumPy pipeline (``numpy_pipeline``) is what one would write by hand for the same
 posterior: exact NIG draws of stage 2 (one Cholesky factor), the stage-2 contrasts of every unit
@@ -23,6 +23,7 @@ Usage::
     python benchmarks/bench_scale.py            # about 20 min on the 2-core machine
     python benchmarks/bench_scale.py --quick    # about 2 min: n = 2,000 and 100,000, no bmi
     python benchmarks/bench_scale.py --large-draws 1000   # n = 1e6 at 4 x 1,000 draws (long)
+    python benchmarks/bench_scale.py --only bmi --out scale_bmi   # the bmi case alone
 
 Writes ``benchmarks/results/scale.csv`` and ``scale.md`` (``--out`` to change the stem).
 """
@@ -55,8 +56,6 @@ def child_import(which: str) -> dict:
     else:
         import numpy  # noqa: F401
         import pandas  # noqa: F401
-        import scipy.linalg  # noqa: F401
-        import xarray  # noqa: F401
     return {"seconds": time.perf_counter() - t0, "pymc_loaded": "pymc" in sys.modules}
 
 
@@ -161,7 +160,7 @@ def child_numpy(n: int, draws: int, chains: int) -> dict:
     return out
 
 
-def child_bmi(engine: str) -> dict:
+def child_bmi(engine: str, sampler: str = "nutpie") -> dict:
     warnings.simplefilter("ignore")
     import bayesdtr as bd
 
@@ -187,7 +186,7 @@ def child_bmi(engine: str) -> dict:
     }
     out: dict = {}
     t0 = time.perf_counter()
-    post = model.fit(engine=engine, random_seed=1, progressbar=False, warn=False)
+    post = model.fit(engine=engine, sampler=sampler, random_seed=1, progressbar=False, warn=False)
     out["fit_s"] = time.perf_counter() - t0
     out["engines"] = ",".join(f.engine for f in post.fits)
     out["compile_cold"] = {
@@ -197,13 +196,26 @@ def child_bmi(engine: str) -> dict:
             for k, p in enumerate(post.propensities)
         },
     }
+    out["sample_s"] = {
+        **{f"stage{k + 1}": f.sample_seconds for k, f in enumerate(post.fits)},
+        **{
+            f"propensity{k + 1}": (p.sample_seconds if p is not None else 0.0)
+            for k, p in enumerate(post.propensities)
+        },
+    }
+    # each regime's value on its own (where the time goes), then the comparison (values cached)
     t1 = time.perf_counter()
+    out["value_s"] = {}
+    for name, regime in regimes.items():
+        t2 = time.perf_counter()
+        post.value(regime, method="aipw")
+        out["value_s"][name] = time.perf_counter() - t2
     tab = post.compare(regimes, method="aipw")
     out["compare_s"] = time.perf_counter() - t1
     out["total_s"] = time.perf_counter() - t0
     out["optimal_value"] = float(tab.loc["optimal", "mean"])
     again = model.fit(
-        engine=engine, random_seed=2, progressbar=False, warn=False
+        engine=engine, sampler=sampler, random_seed=2, progressbar=False, warn=False
     )  # same structures: warm
     out["compile_warm"] = {
         **{f"stage{k + 1}": f.compile_seconds for k, f in enumerate(again.fits)},
@@ -265,6 +277,20 @@ def main() -> None:
     )
     ap.add_argument("--no-bmi", action="store_true")
     ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=("import", "whole", "large", "bmi"),
+        default=("import", "whole", "large", "bmi"),
+        help="run only these cases",
+    )
+    ap.add_argument(
+        "--bmi-samplers",
+        nargs="+",
+        choices=("nutpie", "nutpie-jax"),
+        default=["nutpie"],
+        help="NUTS samplers of the bmi case (one mcmc row each; the conjugate row uses the first)",
+    )
+    ap.add_argument(
         "--blas-threads",
         type=int,
         default=1,
@@ -283,7 +309,7 @@ def main() -> None:
         elif kind == "numpy":
             out = child_numpy(int(rest[0]), int(rest[1]), int(rest[2]))
         else:
-            out = child_bmi(rest[0])
+            out = child_bmi(*rest)
         print(json.dumps(out, default=float))
         return
 
@@ -313,17 +339,31 @@ def main() -> None:
         )
 
     # import time
-    imp = [run_child(["import", "bayesdtr"], 120)["seconds"] for _ in range(5)]
-    base = [run_child(["import", "base"], 120)["seconds"] for _ in range(5)]
-    row(
-        "import",
-        "import bayesdtr (fresh process, median of 5)",
-        statistics.median(imp),
-        statistics.median(base),
-        "import numpy, pandas, scipy, xarray",
-    )
+    if "import" in args.only:
+        imp, base = [], []
+        for _ in range(7):  # interleaved, so that load changes hit both alike
+            imp.append(run_child(["import", "bayesdtr"], 120)["seconds"])
+            base.append(run_child(["import", "base"], 120)["seconds"])
+        row(
+            "import",
+            "import bayesdtr (fresh process, median of 7)",
+            statistics.median(imp),
+            statistics.median(base),
+            "import numpy, pandas",
+        )
 
     # whole analysis against NumPy
+    if "whole" in args.only:
+        run_whole(args, n_whole, draws_whole, row)
+    if "large" in args.only:
+        run_large(n_large, large_draws, row)
+    if "bmi" in args.only and not (args.quick or args.no_bmi):
+        run_bmi(args.bmi_samplers, row)
+    load1 = os.getloadavg()
+    write_results(args, rows, load0, load1)
+
+
+def run_whole(args, n_whole: int, draws_whole: int, row) -> None:
     lib = run_child(["library", str(n_whole), str(draws_whole), "4", "0"], 1800)
     ref = run_child(["numpy", str(n_whole), str(draws_whole), "4"], 1800)
     row(
@@ -341,7 +381,8 @@ def main() -> None:
         f"value {lib.get('value_mean', 0):.3f}/{ref.get('value_mean', 0):.3f} (library/NumPy)",
     )
 
-    # large n
+
+def run_large(n_large: int, large_draws: int, row) -> None:
     big = run_child(["library", str(n_large), str(large_draws), "4", "1"], 3600)
     dense_gb = n_large * large_draws * 4 * 8 / 1e9
     row(
@@ -359,35 +400,52 @@ def main() -> None:
         check=big.get("error", ""),
     )
 
-    # bmi: MCMC against conjugate, end to end
-    if not (args.quick or args.no_bmi):
-        res = {eng: run_child(["bmi", eng], 1500) for eng in ("conjugate", "mcmc")}
-        c, m = res["conjugate"], res["mcmc"]
+
+def _parts(r: dict) -> str:
+    """Where a bmi analysis's seconds went: compile and sampling per model, value per regime."""
+    out = []
+    for key, label in (("compile_cold", "compile"), ("sample_s", "sample"), ("value_s", "value")):
+        d = r.get(key) or {}
+        out.append(f"{label} " + ", ".join(f"{k} {v:.1f}" for k, v in d.items()))
+    return "; ".join(out)
+
+
+def run_bmi(samplers: list[str], row) -> None:
+    """bmi: MCMC against conjugate, end to end (fit + 5-regime AIPW comparison), same run."""
+    res = {("conjugate", samplers[0]): run_child(["bmi", "conjugate", samplers[0]], 3600)}
+    for smp in samplers:
+        res[("mcmc", smp)] = run_child(["bmi", "mcmc", smp], 3600)
+    c = res[("conjugate", samplers[0])]
+    for smp in samplers:
+        m = res[("mcmc", smp)]
         row(
             "bmi",
-            'engine="mcmc": fit + 5-regime AIPW compare',
+            f'engine="mcmc", sampler="{smp}": fit + 5-regime AIPW compare',
             m.get("total_s"),
             c.get("total_s"),
-            'engine="conjugate", same analysis',
+            f'engine="conjugate", sampler="{samplers[0]}", same analysis',
             fit_s=m.get("fit_s"),
             compare_s=m.get("compare_s"),
             baseline_fit_s=c.get("fit_s"),
             baseline_compare_s=c.get("compare_s"),
             engines=m.get("engines"),
+            parts=_parts(m),
+            baseline_parts=_parts(c),
             check=m.get("error", c.get("error", "")),
         )
-        for eng, r in res.items():
-            for model_name, cold in (r.get("compile_cold") or {}).items():
-                row(
-                    "compile",
-                    f"{eng}: {model_name} cold / warm",
-                    cold,
-                    None,
-                    "",
-                    warm_s=(r.get("compile_warm") or {}).get(model_name),
-                )
-    load1 = os.getloadavg()
+    for (eng, smp), r in res.items():
+        for model_name, cold in (r.get("compile_cold") or {}).items():
+            row(
+                "compile",
+                f"{eng}, {smp}: {model_name} cold / warm",
+                cold,
+                None,
+                "",
+                warm_s=(r.get("compile_warm") or {}).get(model_name),
+            )
 
+
+def write_results(args, rows: list[dict], load0, load1) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k))
     with open(RESULTS / f"{args.out}.csv", "w", newline="") as fh:
@@ -398,7 +456,7 @@ def main() -> None:
     lines = [
         f"# Scale benchmark ({'--quick' if args.quick else 'default'})",
         "",
-        f"`python benchmarks/bench_scale.py{' --quick' if args.quick else ''}`; {env['date']}, commit "
+        f"`python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`; {env['date']}, commit "
         f"{env['git_commit']}, {env['cpu_count']} CPUs, load average {load0[0]:.1f} at start, {load1[0]:.1f} at end; "
         f"BLAS threads per case: {args.blas_threads or 'unset'}. Seconds are wall time; on a shared machine "
         "compare the ratios (same run), and the CPU seconds where given.",
@@ -424,7 +482,7 @@ def main() -> None:
             notes = (
                 f"mcmc fit {f(r.get('fit_s'), '.1f')} + compare {f(r.get('compare_s'), '.1f')}; conjugate fit "
                 f"{f(r.get('baseline_fit_s'), '.1f')} + compare {f(r.get('baseline_compare_s'), '.1f')}; "
-                f"engines {r.get('engines')} {notes}"
+                f"engines {r.get('engines')}. MCMC: {r.get('parts')}. Conjugate: {r.get('baseline_parts')} {notes}"
             )
         if r["case"] == "whole":
             cpu = (

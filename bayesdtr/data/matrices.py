@@ -11,12 +11,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import formulaic
 import numpy as np
 import pandas as pd
-from formulaic.errors import DataMismatchWarning
-from formulaic.transforms import TRANSFORMS
-from formulaic.utils.variables import get_required_variables
 
 from bayesdtr.data.spec import Stage
 from bayesdtr.data.validate import (
@@ -92,6 +88,10 @@ def formula_vars(formula: str, where: str, known: set[str]) -> set[str]:
     ``np``) unless such a name is also a column. formulaic's own ``required_variables`` splits
     dotted names and omits the arguments of stateful transforms, so it is not used.
     """
+    import formulaic  # imported when a formula is read, not with the package (issue 13)
+    from formulaic.transforms import TRANSFORMS
+    from formulaic.utils.variables import get_required_variables
+
     try:
         parsed = formulaic.Formula(formula)
     except Exception as err:  # formulaic raises many types
@@ -121,7 +121,9 @@ def formula_vars(formula: str, where: str, known: set[str]) -> set[str]:
                 continue
             for v in found:
                 name = str(v)
-                if v.Role.VALUE in v.roles and (name in known or name.split(".")[0] not in TRANSFORMS):
+                if v.Role.VALUE in v.roles and (
+                    name in known or name.split(".")[0] not in TRANSFORMS
+                ):
                     out.add(name)
     return out
 
@@ -132,6 +134,8 @@ def materialize(spec: Any, df: pd.DataFrame, where: str) -> np.ndarray:
     A category level unseen when fitting is an error (formulaic would encode it as the
     reference level with a warning), and so is a non-finite design entry.
     """
+    from formulaic.errors import DataMismatchWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataMismatchWarning)
         try:
@@ -142,13 +146,17 @@ def materialize(spec: Any, df: pd.DataFrame, where: str) -> np.ndarray:
                 "match), or leave these rows out."
             ) from None
         except Exception as err:
-            raise DataError(f"{where}: cannot evaluate the formula on these data: {plain_message(err)}") from err
+            raise DataError(
+                f"{where}: cannot evaluate the formula on these data: {plain_message(err)}"
+            ) from err
     X = np.asarray(mm, dtype=float)
     check_finite_design(X, df.index, where)
     return X
 
 
 def model_matrix(formula: str, df: pd.DataFrame, where: str) -> tuple[np.ndarray, list[str], Any]:
+    import formulaic
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # reported below, by row
@@ -230,7 +238,9 @@ def feasible_matrix(st: Stage, sub: pd.DataFrame, arms: list[Any]) -> np.ndarray
     return feas
 
 
-def check_positivity(st: Stage, a: np.ndarray, feas: np.ndarray, arms: list[Any], sub: pd.DataFrame) -> None:
+def check_positivity(
+    st: Stage, a: np.ndarray, feas: np.ndarray, arms: list[Any], sub: pd.DataFrame
+) -> None:
     """Each arm feasible for a group of units (same feasible set) must be observed in that group."""
     patterns, inverse = np.unique(feas, axis=0, return_inverse=True)
     for p, pattern in enumerate(patterns):

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 
 from bayesdtr.exceptions import DataError, FitError, SpecificationError
 
@@ -285,6 +284,8 @@ def check_rank(sd: StageDesign) -> None:
     names = sd.main_terms + [f"{t}:{arm}" for arm in sd.arms[1:] for t in sd.contrast_terms]
     if n == 0 or p == 0:
         return
+    import scipy.linalg  # with the first design, not with the package (issue 13)
+
     R = scipy.linalg.qr(Xs, mode="r", pivoting=True, check_finite=False)[0]
     diag = np.abs(np.diag(R))
     tol = max(n, p) * np.finfo(float).eps * (diag[0] if len(diag) else 0.0)

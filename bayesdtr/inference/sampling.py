@@ -4,6 +4,17 @@ nutpie (the default) compiles the model once (``compile_pymc_model(freeze_model=
 each imputation swaps the data with ``with_data``. ``sampler="pymc"`` and ``"numpyro"`` go through
 ``pm.sample`` with ``pm.set_data``; PyMC recompiles on every call (see STACK.md), which the
 benchmarks measure.
+
+Compile cost (``benchmarks/bench_compile.py``). With ``sampler="nutpie"`` PyTensor rewrites the
+graph and Numba compiles it; PyTensor keeps the Numba machine code of its graph functions on disk
+(``<base_compiledir>/numba``, keyed by a hash of the function's generated source), so a second
+process skips part of the work, but nutpie's two C callbacks around them (they close over the
+model's data) are compiled again in every process. ``sampler="nutpie-jax"`` builds the same
+model with nutpie's JAX backend (JAX gradients; JAX is an optional extra): it compiles in about
+a second and a half, but every log-density call goes through Python, so each gradient is
+slower; it suits models sampled once (propensity models, the last stage), not hundreds of
+imputations. Numba's cache index files are pickles, so :func:`check_cache_dir` disables that
+disk cache (with a warning) when its folder is not this user's own or can be written by others.
 """
 
 from __future__ import annotations
@@ -17,18 +28,27 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from bayesdtr.exceptions import FitError
+from bayesdtr.exceptions import BayesDTRWarning, FitError
 
 if TYPE_CHECKING:
     import pymc as pm
 
-__all__ = ["NUTSSampler", "NUTSResult", "cached_sampler", "is_cached", "clear_cache"]
+__all__ = [
+    "NUTSSampler",
+    "NUTSResult",
+    "cached_sampler",
+    "check_cache_dir",
+    "is_cached",
+    "clear_cache",
+]
 
 #: Compiled samplers kept for reuse, keyed by model structure (least recently used first out).
 _CACHE: OrderedDict[tuple, NUTSSampler] = OrderedDict()
 CACHE_SIZE = 32
 
-Sampler = Literal["nutpie", "pymc", "numpyro"]
+Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
+#: The samplers that run nutpie (Numba or JAX backend): compiled once, data swapped by ``with_data``.
+NUTPIE = ("nutpie", "nutpie-jax")
 
 
 @dataclass
@@ -50,10 +70,19 @@ class NUTSSampler:
     _compiled: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.sampler not in ("nutpie", "pymc", "numpyro"):
+        if self.sampler not in ("nutpie", "nutpie-jax", "pymc", "numpyro"):
             raise FitError(
-                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'pymc' or 'numpyro'."
+                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'nutpie-jax', 'pymc' "
+                "or 'numpyro'."
             )
+        if self.sampler == "nutpie-jax":
+            try:
+                import jax  # noqa: F401
+            except ImportError as err:
+                raise FitError(
+                    "sampler='nutpie-jax' needs JAX (the optional numpyro/JAX extra): "
+                    "pip install -e '.[numpyro]'; or use sampler='nutpie'."
+                ) from err
         if self.sampler == "numpyro":
             try:
                 import numpyro  # noqa: F401
@@ -62,11 +91,20 @@ class NUTSSampler:
                     "sampler='numpyro' needs the optional numpyro/JAX extra: "
                     "pip install -e '.[numpyro]'; or use sampler='nutpie'."
                 ) from err
-        if self.sampler == "nutpie":
+        if self.sampler in NUTPIE:
             import nutpie
 
+            check_cache_dir()
             t0 = time.perf_counter()
-            self._compiled = nutpie.compile_pymc_model(self.model, freeze_model=False)
+            if self.sampler == "nutpie":
+                self._compiled = nutpie.compile_pymc_model(self.model, freeze_model=False)
+            else:
+                self._compiled = nutpie.compile_pymc_model(
+                    self.model, backend="jax", gradient_backend="jax", freeze_model=False
+                )
+                # JAX compiles the log density on its first call: one tiny run here, so that
+                # compile_seconds holds the whole compile (a new data shape compiles again)
+                nutpie.sample(self._compiled, draws=1, tune=1, chains=1, seed=0, progress_bar=False)
             self.compile_seconds = time.perf_counter() - t0
 
     def run(
@@ -81,7 +119,7 @@ class NUTSSampler:
     ) -> NUTSResult:
         """Sample the model with its data containers set to ``data``."""
         t0 = time.perf_counter()
-        if self.sampler == "nutpie":
+        if self.sampler in NUTPIE:
             import nutpie
             import pymc as pm
 
@@ -152,6 +190,58 @@ def cached_sampler(
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return smp, True
+
+
+def check_cache_dir(base: str | os.PathLike | None = None) -> str | None:
+    """Disable PyTensor's on-disk Numba cache when its folder is not safe to load from.
+
+    Numba reads its cache index files with ``pickle``: loading a file someone else planted runs
+    their code. The cache (``<pytensor base_compiledir>/numba``, by default under the user's home)
+    is used only when it and its parent folder belong to this user and no one else can write
+    them; otherwise ``pytensor.config.numba__cache`` is set to False for this process (models
+    still compile, every time) and a :class:`~bayesdtr.exceptions.BayesDTRWarning` says why.
+
+    Parameters
+    ----------
+    base : path, optional
+        The folder to check in place of ``pytensor.config.base_compiledir`` (for tests).
+
+    Returns
+    -------
+    str or None
+        Why the cache was disabled, or None when it is used.
+    """
+    import warnings
+    from pathlib import Path
+
+    import pytensor
+
+    if not pytensor.config.numba__cache:
+        return None
+    base = Path(pytensor.config.base_compiledir if base is None else base)
+    why = None
+    for folder in (base, base / "numba"):
+        try:
+            st = folder.stat()
+        except FileNotFoundError:
+            continue  # PyTensor creates it, with this user's umask
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            why = f"{folder} belongs to user id {st.st_uid}, not this user ({os.getuid()})"
+        elif st.st_mode & 0o022:
+            why = f"{folder} can be written by its group or by others (mode {st.st_mode & 0o777:o})"
+        if why:
+            break
+    if why is None:
+        return None
+    pytensor.config.numba__cache = False
+    warnings.warn(
+        f"PyTensor's Numba compile cache is not used: {why}, and its files are loaded with pickle. "
+        "Models compile again in every process. To cache them, point PyTensor at a folder only you "
+        "can write: PYTENSOR_FLAGS=base_compiledir=~/.pytensor (chmod 700).",
+        BayesDTRWarning,
+        stacklevel=3,
+    )
+    return why
 
 
 def is_cached(key: tuple, sampler: Sampler) -> bool:

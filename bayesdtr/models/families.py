@@ -19,7 +19,6 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.special import expit
 
 from bayesdtr.data.design import StageDesign
 from bayesdtr.exceptions import SpecificationError
@@ -163,6 +162,8 @@ class Bernoulli(Family):
     name = "bernoulli"
 
     def response(self, lin: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
         return expit(lin)
 
     def predictive(
