@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
 
 from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.regimes import Regime
@@ -26,6 +25,8 @@ _GH_NODES = 120
 
 def _eplus(d: np.ndarray) -> np.ndarray:
     """E[(d - Z)^+] = E[(d + Z)^+] for Z ~ N(0, 1): d Phi(d) + phi(d)."""
+    from scipy.special import ndtr  # lazily: importing the scenario registry stays light
+
     return d * ndtr(d) + np.exp(-0.5 * d * d) / np.sqrt(2 * np.pi)
 
 
