@@ -1,8 +1,15 @@
 """Calibration table of issue 8: coverage and width of 95% intervals, bayesdtr against baselines.
 
-For each scenario and sample size, ``--reps`` replicates (data seed and fit seed from
-``numpy.random.SeedSequence(seed).spawn(reps)``); for each replicate and method, a 95% interval
-of four estimands and whether it covers the truth:
+For each scenario and sample size, ``--reps`` replicates; for each replicate and method, a 95%
+interval of four estimands and whether it covers the truth. Replicate r's data, fit and bootstrap
+seeds come from child r of ``SeedSequence([seed, n, crc32(scenario)])``: every cell has its own
+random numbers. (With ``--shared-seeds``, child r of ``SeedSequence([seed, n])``, the scheme of
+the first tables: replicate r then had the same data seed in every scenario, and the nine
+published designs, which draw O1, A1, O2, A2 and the noise in the same order, shared those draws,
+so their cells were one correlated Monte Carlo draw, not nine; estimates correlated 0.55-0.92
+between examples 1-5. Those cells are kept in ``cells_shared_seeds/``. The ``k_stage``,
+``multisite_smart`` and ``two_stage_cont`` cells in ``cells/`` were run with shared seeds too;
+their generators differ from each other and from the published designs.)
 
 - ``psi10``, ``psi11``: the stage-1 contrast coefficients (intercept and first covariate of the
   stage-1 contrast, bayesdtr's parametrization: Q_1(h, arm 1) - Q_1(h, reference));
@@ -49,6 +56,7 @@ import os
 import sys
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +69,12 @@ LO, HI = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
 
 PUBLISHED = [f"chakraborty_ex{e}" for e in "123456ABC"]
 DEFAULT_SCENARIOS = PUBLISHED + ["two_stage_cont", "multisite_smart", "k_stage"]
+
+
+def cell_seeds(name: str, n: int, seed: int, reps: int, shared: bool = False) -> list[np.random.SeedSequence]:
+    """The replicates' seed sequences of one cell (see the module docstring)."""
+    key = [seed, n] if shared else [seed, n, zlib.crc32(name.encode())]
+    return np.random.SeedSequence(key).spawn(reps)
 
 
 def _interval(x: np.ndarray) -> tuple[float, float, float]:
@@ -234,7 +248,7 @@ def _baseline_rows(scn, df, s_boot: int, B: int) -> list[dict]:
     return rows
 
 
-def rerun_baselines(path: Path, seed: int, B: int) -> None:
+def rerun_baselines(path: Path, seed: int, B: int, shared: bool = False) -> None:
     """Recompute the baselines' rows of a finished cell (bayesdtr's rows are kept): the same
     replicates and seeds, the current baseline code and specification."""
     import bayesdtr as bd
@@ -247,7 +261,7 @@ def rerun_baselines(path: Path, seed: int, B: int) -> None:
     )
     keep = old[~is_base]
     reps = sorted(int(r) for r in old.replicate.unique())
-    children = np.random.SeedSequence([seed, n]).spawn(max(reps) + 1)
+    children = cell_seeds(name, n, seed, max(reps) + 1, shared)
     new = []
     for r in reps:
         s_data, _, s_boot = children[r].generate_state(3)
@@ -263,9 +277,10 @@ def rerun_baselines(path: Path, seed: int, B: int) -> None:
 
 
 def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
-             skip: frozenset[str] = frozenset(), partial: Path | None = None) -> pd.DataFrame:
+             skip: frozenset[str] = frozenset(), partial: Path | None = None,
+             shared: bool = False) -> pd.DataFrame:
     """Replicates ``first .. reps - 1`` of one cell. Replicate r's seeds are child r of
-    ``SeedSequence([seed, n])``, whatever ``first`` is, so a cell can be grown in pieces.
+    :func:`cell_seeds`, whatever ``first`` is, so a cell can be grown in pieces.
     With ``partial``, the replicates finished so far are written there after each one (a cell
     stopped early keeps them; ``--first`` then continues it)."""
     import bayesdtr as bd
@@ -273,7 +288,7 @@ def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
     scn = bd.scenario(name)
     out = []
     t0 = time.perf_counter()
-    children = np.random.SeedSequence([seed, n]).spawn(reps)
+    children = cell_seeds(name, n, seed, reps, shared)
     for r in range(first, reps):
         ss = children[r]
         try:
@@ -283,7 +298,7 @@ def run_cell(name: str, n: int, reps: int, seed: int, B: int, first: int = 0,
                          upper=np.nan, truth=np.nan, covered=False, width=np.nan, seconds=0.0,
                          error=str(err)[:300])]
         for row in rows:
-            row.update(scenario=name, n=n, replicate=r)
+            row.update(scenario=name, n=n, replicate=r, seeds="shared" if shared else "cell")
         out += rows
         if partial is not None:
             pd.DataFrame(out).to_csv(partial, index=False)
@@ -305,28 +320,33 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["bayes_q", "bayes_cross", "bayes_plugin"],
                     help="bayesdtr value variants to leave out (bayes_cross is the slowest)")
     ap.add_argument("--force", action="store_true", help="recompute finished cells")
+    ap.add_argument("--shared-seeds", action="store_true",
+                    help="the first tables' seeds, shared by every scenario (to grow or check those cells)")
+    ap.add_argument("--cells", type=Path, default=CELLS, help="folder of the cell files (default: cells/)")
     ap.add_argument("--baselines-only", action="store_true",
                     help="recompute only the baselines' rows of the finished cells of these scenarios and n "
                          "(every <scenario>_n<n>*.csv piece; bayesdtr's rows are kept)")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    CELLS.mkdir(parents=True, exist_ok=True)
+    cells = args.cells
+    cells.mkdir(parents=True, exist_ok=True)
     if args.baselines_only:
         for n in args.n:
             for name in args.scenarios:
-                for path in sorted(CELLS.glob(f"{name}_n{n}.csv")) + sorted(CELLS.glob(f"{name}_n{n}_r*.csv")):
-                    rerun_baselines(path, args.seed, args.bootstrap)
+                for path in sorted(cells.glob(f"{name}_n{n}.csv")) + sorted(cells.glob(f"{name}_n{n}_r*.csv")):
+                    rerun_baselines(path, args.seed, args.bootstrap, args.shared_seeds)
         return
     for n in args.n:
         for name in args.scenarios:
-            path = CELLS / (f"{name}_n{n}.csv" if args.first == 0 else f"{name}_n{n}_r{args.first}.csv")
+            path = cells / (f"{name}_n{n}.csv" if args.first == 0 else f"{name}_n{n}_r{args.first}.csv")
             if path.exists() and not args.force:
                 print(f"{path.name}: done, skipped")
                 continue
             t0 = time.perf_counter()
             partial = path.with_suffix(".partial")
-            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap, args.first, frozenset(args.skip), partial)
+            tab = run_cell(name, n, args.reps, args.seed, args.bootstrap, args.first, frozenset(args.skip), partial,
+                           args.shared_seeds)
             tmp = path.with_suffix(".tmp")
             tab.to_csv(tmp, index=False)
             os.replace(tmp, path)

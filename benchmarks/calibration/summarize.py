@@ -10,6 +10,11 @@ not in the coverage), coverage, its Monte Carlo SE sqrt(c (1 - c) / R), mean wid
 the interval's SD (width / 3.92) to the SD of the estimates over replicates) and
 ``calibration.png`` (coverage with +-2 MC SE against the nominal 0.95 and the 0.92-0.98 band),
 and prints the worst cell of each method.
+
+The published designs' cells of the first tables (``cells_shared_seeds/``, one data seed per
+replicate shared by every scenario, see ``run.py``) are summarized next to the current ones in
+``calibration_seed_check.csv``: coverage in each table and pooled over both (independent data),
+for every method and estimand both have.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ HERE = Path(__file__).resolve().parent
 ESTIMANDS = ["psi10", "psi11", "V(d*)", "V(d_hat)"]
 
 
-def table() -> pd.DataFrame:
-    cells = sorted((HERE / "cells").glob("*.csv"))
+def table(folder: Path = HERE / "cells") -> pd.DataFrame:
+    cells = sorted(folder.glob("*.csv"))
     if not cells:
         raise SystemExit("no cells yet: run benchmarks/calibration/run.py first")
     d = pd.concat([pd.read_csv(p) for p in cells], ignore_index=True)
@@ -56,6 +61,22 @@ def table() -> pd.DataFrame:
     out["refused"] = out["refused"].fillna(0).astype(int)
     return out[["scenario", "n", "method", "estimand", "replicates", "refused", "coverage", "mc_se", "width",
                 "bias", "sd_ratio", "seconds"]]
+
+
+def seed_check(tab: pd.DataFrame) -> pd.DataFrame | None:
+    """The published designs' coverage with per-cell seeds (``tab``) against the first tables'
+    shared seeds, and pooled (the two sets of replicates are independent)."""
+    folder = HERE / "cells_shared_seeds"
+    if not any(folder.glob("*.csv")):
+        return None
+    old = table(folder)
+    keys = ["scenario", "n", "method", "estimand"]
+    both = tab.merge(old, on=keys, suffixes=("", "_shared"))
+    r, r0 = both.replicates, both.replicates_shared
+    both["pooled"] = (both.coverage * r + both.coverage_shared * r0) / (r + r0)
+    both["pooled_mc_se"] = np.sqrt(both.pooled * (1 - both.pooled) / (r + r0))
+    return both[keys + ["replicates", "coverage", "replicates_shared", "coverage_shared", "pooled", "pooled_mc_se",
+                        "sd_ratio", "sd_ratio_shared"]]
 
 
 def figure(tab: pd.DataFrame, path: Path) -> None:
@@ -88,6 +109,9 @@ def main() -> None:
     tab = table()
     tab.to_csv(HERE / "calibration.csv", index=False, float_format="%.4f")
     figure(tab, HERE / "calibration.png")
+    check = seed_check(tab)
+    if check is not None:
+        check.to_csv(HERE / "calibration_seed_check.csv", index=False, float_format="%.4f")
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         piv = tab.pivot_table(index=["scenario", "n"], columns=["estimand", "method"], values="coverage")
         print(piv.round(3).to_string())
@@ -98,6 +122,11 @@ def main() -> None:
         for m, s in tab.groupby("method"):
             w = s.loc[(s.coverage - 0.95).abs().idxmax()]
             print(f"  {m:16s} {w.scenario} n={w.n} {w.estimand}: {w.coverage:.3f} (MC SE {w.mc_se:.3f}, R={w.replicates})")
+        if check is not None:
+            print("\ndefault (bayes) outside 0.92-0.98 in either seed set: coverage per-cell seeds | shared seeds | pooled")
+            c = check[check.method == "bayes"]
+            out = c[(c.coverage < 0.92) | (c.coverage > 0.98) | (c.coverage_shared < 0.92) | (c.coverage_shared > 0.98)]
+            print(out.round(3).to_string(index=False))
 
 
 if __name__ == "__main__":
