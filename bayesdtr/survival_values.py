@@ -22,10 +22,10 @@ total time under d (its stage-1 pseudo-outcome, shifted by the AFT contrast), an
 :math:`\min(e^{\ell_i}, \tau)` if :math:`\delta_i = 1`, or, if censored at :math:`c_i =
 e^{\ell_i}`, :math:`E[\min(T, \tau) \mid T > c_i]` under the stage-1 model
 (:func:`augmented_terms`). Only the censored units' tails beyond their censoring times come from
-the parametric model. Measured on ``survival_smart`` (``benchmarks/bench_survival.py``): where
-the stage-1 log-normal model is misspecified (a mixture of stage-1 deaths and later deaths),
-``"q"`` is biased by about -0.25 (2 posterior SDs) and ``"augmented"`` much less (see the
-benchmark's table for coverage).
+the parametric model, but every unit not on the regime's first arm is moved there by the stage-1
+AFT contrast. Where the stage-1 model is misspecified (``survival_smart``: a mixture of stage-1
+deaths and later deaths), ``"q"`` is biased by up to -0.22 and ``"augmented"`` by up to -0.08 at
+tau = 10 (``benchmarks/results/survival_oracle.txt``).
 
 ``method="aipw"`` (the default when stage 1 has a propensity, e.g. a randomized stage declared
 ``propensity=bd.KnownPropensity(...)``) does not rest on the stage-1 AFT contrast at all: with
@@ -40,11 +40,12 @@ a censored tail from the model of the stage it was censored in),
         \big(g_i^{(s)} - m_i^{(s)}\big)
 
 (:func:`aipw_terms`), averaged with the Bayesian-bootstrap weights: the augmented inverse
-probability weighted estimator at stage 1 (Robins, Rotnitzky and Zhao 1994; for a survival SMART's
-embedded regimes, the augmentation of Tsiatis, Davidian, Holloway and Laber 2020, *Dynamic
-Treatment Regimes*, ch. 6, coded from the formula, not from their code). It is consistent if
-either the stage-1 propensity or the stage-1 model is right; the later stages' AFT models still
-carry each follower's time to the regime. Why: the stage-1 target is an accumulated time
+probability weighted estimator (Robins, Rotnitzky and Zhao 1994, JASA 89:846) applied at stage 1
+with :math:`g` as the outcome, coded from that formula; not checked against a published
+survival-SMART implementation. It is consistent if either the stage-1 propensity or the stage-1
+model is right, except for the units censored before the stage-2 decision, whose tails still
+come from the stage-1 model; the later stages' AFT models still carry each follower's time to the
+regime. Why: the stage-1 target is an accumulated time
 :math:`\log(R_1 + T_2 e^{s_2})`, which no AFT model generates exactly when a stage-1 arm acts on
 the later stage's time (a time :math:`R_1` is not scaled by the arm), so ``"augmented"`` inherits
 the stage-1 model's misspecification bias. Measured on ``survival_smart`` by maximum likelihood
