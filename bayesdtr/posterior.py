@@ -45,7 +45,7 @@ from bayesdtr.io import (
 )
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime, as_regime
-from bayesdtr.survival_values import check_survival_value, survival_value
+from bayesdtr.survival_values import check_survival_value, survival_method, survival_value
 from bayesdtr.values import BootstrapWeights, q_value, weighted_value
 
 __all__ = ["DTRPosterior"]
@@ -306,9 +306,10 @@ class DTRPosterior:
         horizon : float or None
             Censored survival outcomes only (``family="lognormal"``/``"weibull"``), and required
             there: the value is the restricted mean survival time up to ``horizon``,
-            :math:`E[\min(T^d, \tau)]`, by the Q-models (see :mod:`bayesdtr.survival_values`);
-            ``method="ipw"``/``"aipw"`` and sample splitting are refused, and ``"optimal"`` is
-            the plug-in posterior.
+            :math:`E[\min(T^d, \tau)]` (see :mod:`bayesdtr.survival_values`): ``method``
+            ``"aipw"`` (the default when stage 1 has a propensity), ``"augmented"`` (the default
+            otherwise) or ``"q"``; ``"ipw"`` and sample splitting are refused, and ``"optimal"``
+            is the plug-in posterior.
         estimand : {"rmst", "survival"}
             With ``horizon=``: the RMST, or the probability of surviving past ``horizon``.
 
@@ -388,7 +389,7 @@ class DTRPosterior:
 
     def _survival_value(self, reg: Regime, horizon, estimand, method, crossfit) -> xr.DataArray:
         tau = check_survival_value(self, reg, horizon=horizon, estimand=estimand, method=method, crossfit=crossfit)
-        how = method or "augmented"
+        how = survival_method(self, method)
         key = (reg.key, "survival", estimand, tau, how)
         if key not in self._values:
             vals = survival_value(self, self.induction_for(reg), horizon=tau, estimand=estimand, method=how)  # type: ignore[arg-type]

@@ -3,7 +3,8 @@
 A spec file mirrors the Python API (``bd.DTRModel(df, stages, ...)`` and ``model.fit(...)``)::
 
     outcome = "y"            # required: the final outcome column
-    family = "gaussian"      # optional: "gaussian" | "bernoulli"
+    family = "gaussian"      # optional: "gaussian" | "bernoulli" | "lognormal" | "weibull"
+    event = "delta"          # with a survival family: the 0/1 event column (0 = censored)
     id = "id"                # optional: unit id column
     group = "site"           # optional: cluster column (random intercepts)
     group_contrast = false   # optional: also random contrasts per group
@@ -28,6 +29,7 @@ A spec file mirrors the Python API (``bd.DTRModel(df, stages, ...)`` and ``model
     applies = "R == 0"                      # units that reach this stage (DataFrame.query)
     reward = "r2"                           # intermediate outcome column
     feasible = { when = "site == 'B'", arms = ["MR"] }
+    censoring = "x1 + A1"                   # dropout before this stage: the censoring model
 
     [priors]                 # by name, for every stage ...
     sigma = { dist = "HalfNormal", sigma = 2.0 }
@@ -64,9 +66,11 @@ from bayesdtr.models.priors import PRIOR_NAMES
 __all__ = ["load_spec", "parse_spec", "FeasibleWhen", "SPEC_KEYS", "STAGE_KEYS", "FIT_KEYS"]
 
 #: Top-level keys of a spec file.
-SPEC_KEYS = ("outcome", "family", "group", "group_contrast", "id", "timeline", "fit", "stages", "priors")
+SPEC_KEYS = (
+    "outcome", "family", "event", "group", "group_contrast", "id", "timeline", "fit", "stages", "priors"
+)
 #: Keys of one ``[[stages]]`` table.
-STAGE_KEYS = ("treatment", "main", "contrast", "propensity", "applies", "reward", "feasible")
+STAGE_KEYS = ("treatment", "main", "contrast", "propensity", "applies", "reward", "feasible", "censoring")
 #: Keys of ``[fit]``: the keyword arguments of ``DTRModel.fit`` (the command line owns ``progressbar``).
 FIT_KEYS = ("draws", "tune", "chains", "random_seed", "propagation", "engine", "sampler",
             "imputations", "imputation_tune", "robust", "warn", "strict", "chunk_elements")
@@ -207,6 +211,10 @@ def _stage(table: Any, i: int, path: str, data: pd.DataFrame | None) -> Stage:
         )
     if "feasible" in table:
         kw["feasible"] = _feasible(table["feasible"], treatment, arms, f"{where} feasible")
+    if "censoring" in table:
+        kw["censoring"] = _check_str(
+            table["censoring"], f"{where} censoring", "a right-hand-side formula such as \"1 + x2\""
+        )
     return Stage(treatment, **kw)
 
 
@@ -283,7 +291,7 @@ def parse_spec(
         )
     stages = [_stage(t, i, source, data) for i, t in enumerate(stages_in)]
     model_kw: dict[str, Any] = {"outcome": _check_str(spec["outcome"], f"{source}: outcome", "a column name")}
-    for key in ("family", "group", "id"):
+    for key in ("family", "event", "group", "id"):
         if key in spec:
             model_kw[key] = _check_str(spec[key], f"{source}: {key}", "a string")
     if "group_contrast" in spec:
@@ -328,7 +336,7 @@ def load_spec(
     -------
     stages : list of Stage
     model_kwargs : dict
-        Keyword arguments of :class:`~bayesdtr.DTRModel` (``outcome``, ``family``, ``group``,
+        Keyword arguments of :class:`~bayesdtr.DTRModel` (``outcome``, ``family``, ``event``, ``group``,
         ``group_contrast``, ``id``, ``timeline``, ``priors``).
     fit_kwargs : dict
         Keyword arguments of :meth:`~bayesdtr.DTRModel.fit` from the ``[fit]`` table.

@@ -186,6 +186,23 @@ class SurvivalInduction(Induction):
         out["ell"] = L + shift
         return out
 
+    def stage1_decisions(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stage-1 arm codes of the regime (len(idx), n), their AFT location and sigma (len(idx),).
+
+        The arms are those :meth:`tail_parts` shifts to: the regime's, or for the optimal regime
+        with ``"modal"`` propagation the arm most often optimal across the draws, so a unit
+        whose observed arm is that arm keeps its own time.
+        """
+        sd = self.design.stages[0]
+        q = self.q_observed(0, idx)
+        codes, qd = self.decide(0, q, idx)
+        if self.settings.propagation == "modal" and self.regime.follows_optimal(sd.treatment):
+            codes = self.map_decisions(0)
+            qd = select_arm(q, codes)
+        sigma = self.fits[0].sigma  # type: ignore[union-attr]
+        assert sigma is not None
+        return np.broadcast_to(codes, qd.shape), qd, sigma[idx]
+
     def stage1_mu(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stage-1 AFT location under the regime's first arm (len(idx), n) and sigma (len(idx),)."""
         q = self.q_observed(0, idx)

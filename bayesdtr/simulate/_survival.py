@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesdtr.data.spec import Stage
+from bayesdtr.data.spec import KnownPropensity, Stage
 from bayesdtr.data.survival import mark_censored
 from bayesdtr.exceptions import SpecificationError
 from bayesdtr.regimes import Regime
@@ -156,7 +156,9 @@ class SurvivalSmart(Scenario):
     The default :attr:`stages` are a correctly specified stage 2 and a working log-normal
     stage 1 (the stage-1 total time is a mixture of stage-1 deaths and :math:`t_0 + T_2`, not
     exactly log-normal): ``Stage("A1", main="X1", contrast="1 + X1", reward="T1")``,
-    ``Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", applies="R == 1")``; fit with
+    ``Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", applies="R == 1")``, each with its
+    known randomization ``propensity=KnownPropensity({0: 0.5, 1: 0.5})`` (so the default survival
+    value is the stage-1 AIPW, which does not rest on the misspecified stage-1 contrast); fit with
     ``DTRModel(df, scn.stages, outcome="T", event="delta", family="lognormal")``.
     """
 
@@ -177,9 +179,10 @@ class SurvivalSmart(Scenario):
     @property
     def stages(self) -> list[Stage]:
         """Stage 2 correctly specified, stage 1 a log-normal working model (see the class docstring)."""
+        half = KnownPropensity({0: 0.5, 1: 0.5})  # both decisions randomized 1:1
         return [
-            Stage("A1", main="X1", contrast="1 + X1", reward="T1"),
-            Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", applies="R == 1"),
+            Stage("A1", main="X1", contrast="1 + X1", reward="T1", propensity=half),
+            Stage("A2", main="X1 + X2 + A1", contrast="1 + X2", applies="R == 1", propensity=half),
         ]
 
     @property
