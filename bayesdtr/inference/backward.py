@@ -40,7 +40,7 @@ import numpy as np
 
 from bayesdtr.constants import CHUNK_ELEMENTS
 from bayesdtr.data.design import DTRDesign, StageDesign
-from bayesdtr.exceptions import RegimeError
+from bayesdtr.exceptions import FitError, RegimeError
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
@@ -50,13 +50,21 @@ from bayesdtr.inference.draws import (
     q_response,
     select_arm,
 )
-from bayesdtr.inference.engines import ENGINES, StageEngine, stage_engines
+from bayesdtr.inference.engines import ENGINES, StageEngine, refit_engines, stage_engines
 from bayesdtr.models.families import GAUSSIAN, Family, family_of
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime
 
 # propensity_for and stage_engines live in draws.py and engines/; re-exported for their callers
-__all__ = ["FitSettings", "Induction", "propensity_for", "regime_codes", "stage_engines"]
+__all__ = [
+    "FitSettings",
+    "Induction",
+    "propensity_for",
+    "refit_engines",
+    "regime_codes",
+    "reusable_stages",
+    "stage_engines",
+]
 
 Propagation = Literal["mean", "predictive", "augmented", "modal"]
 
@@ -94,7 +102,10 @@ class Induction:
     Each stage is fitted by a stage engine (:mod:`bayesdtr.inference.engines`): the one the
     table :func:`~bayesdtr.inference.engines.stage_engines` chooses from ``settings`` and
     ``priors``, or, with ``engines=``, the given engine objects (one per stage; e.g. the
-    bootstrap replicates of the frequentist baseline).
+    bootstrap replicates of the frequentist baseline, or
+    :func:`~bayesdtr.inference.engines.refit_engines` for a regime's refits).
+    ``origins[k]`` says how stage k's draws came about after :meth:`run`: the engine's name, or
+    ``"reused"`` for draws taken over from another induction.
     """
 
     def __init__(
@@ -114,12 +125,15 @@ class Induction:
         self.propensities = propensities
         self.regime = regime
         if engines is None:
-            self.engine_objects: list[StageEngine] = [ENGINES[name] for name in stage_engines(design, settings, priors)]
+            self.engine_objects: list[StageEngine] = [
+                ENGINES[name] for name in stage_engines(design, settings, priors)
+            ]
         else:
             self.engine_objects = list(engines)
         self.engines = [e.name for e in self.engine_objects]
         self.K = len(design.stages)
         self.fits: list[StageDraws | None] = [None] * self.K
+        self.origins: list[str] = [""] * self.K
         self.samplers = samplers if samplers is not None else {}
         seeds = seed.spawn(self.K + 1)
         self.rngs = [np.random.default_rng(s) for s in seeds]
@@ -129,12 +143,49 @@ class Induction:
         regime.check_covers(design.treatments)
 
     # ------------------------------------------------------------------ public
-    def run(self, *, last: StageDraws | None = None) -> list[StageDraws]:
-        """Fit every stage backwards; ``last`` reuses draws of the last stage (whose model does
-        not depend on the regime)."""
+    def run(
+        self, *, last: StageDraws | None = None, reuse: Sequence[StageDraws | None] | None = None
+    ) -> list[StageDraws]:
+        """Fit every stage backwards.
+
+        ``last`` reuses draws of the last stage (whose model does not depend on the regime);
+        ``reuse[k]``, where not None, are stage k's draws from another induction on the same
+        design whose regime takes the same decisions at every stage after k (so stage k's
+        targets are the same): see :func:`reusable_stages`. A reused stage's ancestors must
+        point into the draws this induction holds for stage k+1 (reused as well).
+        """
+        given = list(reuse) if reuse is not None else [None] * self.K
+        if last is not None:
+            given[-1] = last
         for k in reversed(range(self.K)):
-            self.fits[k] = last if (k == self.K - 1 and last is not None) else self._fit_stage(k)
+            if given[k] is not None:
+                if k < self.K - 1 and self.origins[k + 1] != "reused":
+                    raise FitError(
+                        f"reuse= gives stage {k + 1}'s draws but stage {k + 2} is refitted: the "
+                        "reused ancestors would point into other draws. Reuse a suffix of stages."
+                    )
+                self.fits[k], self.origins[k] = given[k], "reused"
+            else:
+                self.fits[k] = self._fit_stage(k)
+                self.origins[k] = self.engines[k]
         return self.fits  # type: ignore[return-value]
+
+    def refits(self, fitted: Sequence[str] | None = None) -> str:
+        """How each stage's draws came about, in words (``value()`` attrs ``stage_fits``).
+
+        ``fitted``: the engines of the posterior's own fit, so that a refit by another engine
+        (a NUTS stage refitted by ``"conjugate"`` or ``"gibbs"``) says so.
+        """
+        parts = []
+        for k, (sd, origin) in enumerate(zip(self.design.stages, self.origins, strict=True)):
+            if origin == "reused":
+                what = "fit reused"
+            elif fitted is not None and fitted[k] != origin:
+                what = f"{origin} (the fit used {fitted[k]}; same model)"
+            else:
+                what = origin or "not fitted"
+            parts.append(f"{sd.treatment}: {what}")
+        return ", ".join(parts)
 
     def family(self, k: int) -> str:
         """Name of stage k's outcome family (Gaussian before the last stage)."""
@@ -190,7 +241,10 @@ class Induction:
         tally = self._tallies.get(k)
         if tally is None:
             # arm-first integer counts of arms 1..m-1 (arm 0: the draws seen minus the others)
-            tally = (np.zeros((sd.n_arms, sd.n_units), dtype=np.int64), np.zeros(self.fits[k].n, dtype=bool))  # type: ignore[union-attr]
+            tally = (
+                np.zeros((sd.n_arms, sd.n_units), dtype=np.int64),
+                np.zeros(self.fits[k].n, dtype=bool),  # type: ignore[union-attr]
+            )
             self._tallies[k] = tally
         counts, seen = tally
         uniq, first = np.unique(idx, return_index=True)
@@ -217,7 +271,9 @@ class Induction:
     def fixed_decisions(self, k: int) -> np.ndarray:
         if k not in self._fixed:
             sd = self.design.stages[k]
-            self._fixed[k] = regime_codes(self.regime, sd, self.design.data.iloc[sd.units], sd.feasible)
+            self._fixed[k] = regime_codes(
+                self.regime, sd, self.design.data.iloc[sd.units], sd.feasible
+            )
         return self._fixed[k]
 
     def target_for_fit(self, k: int, idx_next: np.ndarray | None) -> np.ndarray:
@@ -264,7 +320,9 @@ class Induction:
                 V[:, cols] = T[:, cols] + qd - qa
         else:  # predictive
             sigma = self.fits[k].sigma  # type: ignore[union-attr]
-            draw = self.outcome_family(k).predictive(self.rngs[k], qd, None if sigma is None else sigma[idx])
+            draw = self.outcome_family(k).predictive(
+                self.rngs[k], qd, None if sigma is None else sigma[idx]
+            )
             V[:, cols] = np.where(d == sd.a[None, :], T[:, cols], draw)
         return V
 
@@ -291,6 +349,20 @@ class Induction:
     # ------------------------------------------------------------------ fitting
     def _fit_stage(self, k: int) -> StageDraws:
         return self.engine_objects[k].fit(self, k)
+
+
+def reusable_stages(design: DTRDesign, regime: Regime) -> list[bool]:
+    """Whether stage k's fit under the optimal regime serves ``regime`` too, per stage.
+
+    Stage k's targets depend on the regime only through the decisions it takes at the stages
+    after k, so the optimal regime's fit of stage k is the fit of every regime that follows the
+    optimal rule at all later stages (always true of the last stage).
+    """
+    out = [False] * len(design.stages)
+    for k in reversed(range(len(design.stages))):
+        later = design.stages[k + 1 :]
+        out[k] = all(regime.follows_optimal(sd.treatment) for sd in later)
+    return out
 
 
 def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) -> np.ndarray:
