@@ -214,6 +214,12 @@ def child_bmi(engine: str, sampler: str = "nutpie") -> dict:
     out["compare_s"] = time.perf_counter() - t1
     out["total_s"] = time.perf_counter() - t0
     out["optimal_value"] = float(tab.loc["optimal", "mean"])
+    out["value_mean"] = {name: float(tab.loc[name, "mean"]) for name in regimes}
+    # which engine refitted (or reused) each stage of each regime's value
+    out["stage_fits"] = {
+        name: post.value(regime, method="aipw").attrs.get("stage_fits", "")
+        for name, regime in regimes.items()
+    }
     again = model.fit(
         engine=engine, sampler=sampler, random_seed=2, progressbar=False, warn=False
     )  # same structures: warm
@@ -404,7 +410,12 @@ def run_large(n_large: int, large_draws: int, row) -> None:
 def _parts(r: dict) -> str:
     """Where a bmi analysis's seconds went: compile and sampling per model, value per regime."""
     out = []
-    for key, label in (("compile_cold", "compile"), ("sample_s", "sample"), ("value_s", "value")):
+    for key, label in (
+        ("compile_cold", "compile"),
+        ("sample_s", "sample"),
+        ("value_s", "value"),
+        ("value_mean", "posterior mean"),
+    ):
         d = r.get(key) or {}
         out.append(f"{label} " + ", ".join(f"{k} {v:.1f}" for k, v in d.items()))
     return "; ".join(out)
@@ -430,6 +441,7 @@ def run_bmi(samplers: list[str], row) -> None:
             baseline_compare_s=c.get("compare_s"),
             engines=m.get("engines"),
             parts=_parts(m),
+            stage_fits=json.dumps(m.get("stage_fits") or {}),
             baseline_parts=_parts(c),
             check=m.get("error", c.get("error", "")),
         )
@@ -482,7 +494,8 @@ def write_results(args, rows: list[dict], load0, load1) -> None:
             notes = (
                 f"mcmc fit {f(r.get('fit_s'), '.1f')} + compare {f(r.get('compare_s'), '.1f')}; conjugate fit "
                 f"{f(r.get('baseline_fit_s'), '.1f')} + compare {f(r.get('baseline_compare_s'), '.1f')}; "
-                f"engines {r.get('engines')}. MCMC: {r.get('parts')}. Conjugate: {r.get('baseline_parts')} {notes}"
+                f"engines {r.get('engines')}. MCMC: {r.get('parts')}. Conjugate: {r.get('baseline_parts')}. "
+                f"MCMC stage fits per regime: {r.get('stage_fits')} {notes}"
             )
         if r["case"] == "whole":
             cpu = (
