@@ -14,6 +14,7 @@ import xarray as xr
 
 from bayesdtr import comparison
 from bayesdtr.bart_io import with_forests
+from bayesdtr.cluster import check_client
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
 from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
@@ -258,6 +259,7 @@ class DTRPosterior:
         split: Literal["online", "cross"] = "online",
         horizon: float | None = None,
         estimand: Literal["rmst", "survival"] = "rmst",
+        client: Any = None,
     ) -> xr.DataArray:
         r"""Posterior of the value V(d) = E[sum of rewards + Y] if everyone followed ``regime``.
 
@@ -342,6 +344,13 @@ class DTRPosterior:
             the plug-in posterior.
         estimand : {"rmst", "survival"}
             With ``horizon=``: the RMST, or the probability of surviving past ``horizon``.
+        client : None, "local", distributed.Client or scheduler address
+            Where the blocks of draws of a value without sample splitting (a fixed regime, or
+            ``crossfit=0``) run: None in this process; ``"local"`` an embedded dask
+            ``LocalCluster`` of threads; a ``distributed.Client`` or an address such as
+            ``"tcp://host:8786"`` an existing cluster (:mod:`bayesdtr.cluster`). The draws are
+            identical wherever they run. Sample-split values and survival values run in this
+            process (a ``client`` there is refused).
 
         Returns
         -------
@@ -363,6 +372,11 @@ class DTRPosterior:
         >>> plug_in = post.value("optimal", crossfit=0)
         """
         reg = as_regime(regime)
+        check_client(client)
+        if client is not None and (horizon is not None or self.design.event is not None):
+            raise FitError(
+                "client= is not supported for survival values (horizon=) yet: leave client=None."
+            )
         if horizon is not None or self.design.event is not None:
             return self._survival_value(reg, horizon, estimand, method, crossfit)
         if self.design.dropout is not None and isinstance(crossfit, str) and crossfit == "auto":
@@ -381,6 +395,12 @@ class DTRPosterior:
         if method is None:
             has_prop = all(p is not None for p in self.propensities)
             method = "aipw" if folds and has_prop else "q"
+        if folds and client is not None:
+            raise FitError(
+                f"client= runs the blocks of a value without sample splitting; {reg.name!r} "
+                f"would be valued by sample splitting (crossfit={crossfit!r}), which runs in this "
+                "process. Pass crossfit=0 (the plug-in posterior for a learned rule) or client=None."
+            )
         if method not in ("q", "ipw", "aipw"):
             raise FitError(
                 f"method={method!r} is not one of ['q', 'ipw', 'aipw'] (or None for the default)."
@@ -405,10 +425,10 @@ class DTRPosterior:
                 ind = self.induction_for(reg)
                 attrs["stage_fits"] = ind.refits(self._fit_engines())
                 if method == "q":
-                    vals = q_value(self.bootstrap, ind)
+                    vals = q_value(self.bootstrap, ind, client)
                 else:
                     ess = np.empty(self.n_samples)
-                    vals = weighted_value(self, ind, method, ess=ess)
+                    vals = weighted_value(self, ind, method, ess=ess, client=client)
                     attrs |= {"weight_ess": float(np.median(ess)), "n_units": self.design.n}
                     msg = weight_ess_message(ess, self.design.n, method, reg.name)
                     if msg:
@@ -500,6 +520,7 @@ class DTRPosterior:
         method: Literal["q", "ipw", "aipw"] = "q",
         hdi_prob: float = HDI_PROB,
         crossfit: int | Literal["auto"] | None = "auto",
+        client: Any = None,
     ) -> pd.DataFrame:
         """Compare regimes by their value posteriors (mean, sd, HDI, P(best), expected regret).
 
@@ -518,7 +539,7 @@ class DTRPosterior:
         ['mean', 'sd', 'hdi94_lb']
         """
         return comparison.compare(
-            self, regimes, method=method, hdi_prob=hdi_prob, crossfit=crossfit
+            self, regimes, method=method, hdi_prob=hdi_prob, crossfit=crossfit, client=client
         )
 
     def predict_outcome(

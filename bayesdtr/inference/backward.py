@@ -32,7 +32,8 @@ Nothing of stage k flows back into stage k+1 (Plummer 2015).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,6 +141,8 @@ class Induction:
         self._fixed: dict[int, np.ndarray] = {}
         self._map: dict[int, np.ndarray] = {}
         self._tallies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: Whether decisions are tallied (off while blocks run on other threads or machines).
+        self.tallying = True
         regime.check_covers(design.treatments)
 
     # ------------------------------------------------------------------ public
@@ -237,6 +240,8 @@ class Induction:
 
     def _tally(self, k: int, d: np.ndarray, idx: np.ndarray) -> None:
         """Count the optimal arms ``d`` (len(idx), n_k) of draws ``idx`` not yet counted."""
+        if not self.tallying:
+            return
         sd = self.design.stages[k]
         tally = self._tallies.get(k)
         if tally is None:
@@ -267,6 +272,34 @@ class Induction:
         counts = tally[0].astype(float)
         counts[0] = len(tally[1]) - counts[1:].sum(axis=0)
         return counts.T
+
+    @contextmanager
+    def read_only(self, on: bool = True) -> Iterator[None]:
+        """Prepare every cache a value pass reads, then stop tallying, so that blocks of draws
+        can run concurrently or on other machines without changing this induction (``on``:
+        whether to; a no-op otherwise).
+
+        Refuses ``propagation="predictive"`` (its draws follow the order in which blocks run).
+        """
+        if not on:
+            yield
+            return
+        if self.settings.propagation == "predictive" and self.K > 1:
+            raise FitError(
+                "client= cannot run value blocks with propagation='predictive': its predictive "
+                "draws follow the order in which blocks run, so the result would depend on the "
+                "cluster. Leave client=None, or fit with propagation='modal' (the default)."
+            )
+        for k, sd in enumerate(self.design.stages):
+            if not self.regime.follows_optimal(sd.treatment):
+                self.fixed_decisions(k)
+            elif k > 0 and self.settings.propagation == "modal":
+                self.map_decisions(k)
+        before, self.tallying = self.tallying, False
+        try:
+            yield
+        finally:
+            self.tallying = before
 
     def fixed_decisions(self, k: int) -> np.ndarray:
         if k not in self._fixed:
