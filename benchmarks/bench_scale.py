@@ -459,12 +459,12 @@ def run_bmi(samplers: list[str], row) -> None:
 
 def write_results(args, rows: list[dict], load0, load1) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    env = environment()  # before the results are written, which would mark the tree dirty
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k))
     with open(RESULTS / f"{args.out}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    env = environment()
     lines = [
         f"# Scale benchmark ({'--quick' if args.quick else 'default'})",
         "",
