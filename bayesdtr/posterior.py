@@ -177,14 +177,29 @@ class DTRPosterior:
             name=f"optimal_{sd.treatment}",
         )
 
-    def prob_optimal(self, stage: int | str, data: pd.DataFrame | None = None) -> pd.DataFrame:
+    def prob_optimal(
+        self, stage: int | str, data: pd.DataFrame | None = None, *, client: Any = None
+    ) -> pd.DataFrame:
         """P(arm a is optimal | data) for each unit: DataFrame obs x arm (rows sum to 1).
 
         For the observed units this reuses the decisions tallied during the backward induction.
+        ``client`` (None, ``"local"``, a ``distributed.Client`` or a scheduler address; see
+        :mod:`bayesdtr.cluster`) counts the optimal arms of the stage's units block by block of
+        draws on a dask cluster, with the same (integer) counts as in this process; only for the
+        fitted units (``data=None``).
         """
         k, sd = self._stage(stage)
+        check_client(client)
+        if client is not None and (data is not None or self.design.event is not None):
+            raise FitError(
+                "prob_optimal(client=...) counts the fitted units' optimal arms on a cluster; "
+                "with data= (new histories) or a survival outcome it runs in this process: "
+                "leave client=None."
+            )
         if data is None:
             rows = self.design.data.iloc[sd.units]
+            if client is not None:
+                self.induction.tally_all(k, client)
             if k == 0 and self.design.event is None and self.induction.decision_counts(k) is None:
                 # its pass over the stage-1 draws tallies the decisions
                 self.value("optimal", crossfit=0)

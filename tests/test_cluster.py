@@ -75,6 +75,19 @@ def test_compare_passes_the_client(model, client):
     np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
 
 
+def test_prob_optimal_on_a_cluster_has_the_same_counts(model, client):
+    post = model.fit(**{**FIT, "chunk_elements": 20_000})  # several blocks of draws per stage
+    assert post.induction.chunk_size(0) < post.n_samples
+    want = model.fit(**FIT)
+    for stage in (1, 2):
+        got = post.prob_optimal(stage, client=client)
+        np.testing.assert_array_equal(got.to_numpy(), want.prob_optimal(stage).to_numpy())
+        assert got.index.equals(want.prob_optimal(stage).index)
+    assert 0 < float(post.prob_optimal(1)[1].mean()) < 1  # not a degenerate rule
+    with pytest.raises(FitError, match="with data= .* leave client=None"):
+        post.prob_optimal(1, data=post.design.data.head(5), client=client)
+
+
 def test_embedded_local_cluster(model):
     post = model.fit(**FIT)
     static = bd.Regime.static(A1=-1, A2=-1)

@@ -35,10 +35,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from bayesdtr.cluster import map_blocks
 from bayesdtr.constants import CHUNK_ELEMENTS
 from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import FitError, RegimeError
@@ -263,6 +264,28 @@ class Induction:
                 for j in range(1, sd.n_arms):
                     counts[j] += np.count_nonzero(dn == j, axis=0)
 
+    def tally_all(self, k: int, client: Any = None) -> None:
+        """Tally the optimal arms of every draw of stage k not yet tallied, in blocks of
+        :meth:`chunk_size` draws, here or as dask tasks (:func:`bayesdtr.cluster.map_blocks`);
+        the integer counts are the same either way."""
+        tally = self._tallies.get(k)
+        n = self.fits[k].n  # type: ignore[union-attr]
+        todo = np.arange(n) if tally is None else np.flatnonzero(~tally[1])
+        if not len(todo):
+            return
+        step = self.chunk_size(k)
+        blocks = [todo[start : start + step] for start in range(0, len(todo), step)]
+        with self.read_only(client is not None):
+            parts = map_blocks(_count_block, blocks, (self, k), client)
+        sd = self.design.stages[k]
+        if tally is None:
+            tally = (np.zeros((sd.n_arms, sd.n_units), dtype=np.int64), np.zeros(n, dtype=bool))
+            self._tallies[k] = tally
+        counts, seen = tally
+        for part in parts:
+            counts[1:] += part[1:]
+        seen[todo] = True
+
     def decision_counts(self, k: int) -> np.ndarray | None:
         """Per-unit counts of each arm being optimal over all draws of stage k, if all were seen:
         (n_k, m) floats."""
@@ -382,6 +405,14 @@ class Induction:
     # ------------------------------------------------------------------ fitting
     def _fit_stage(self, k: int) -> StageDraws:
         return self.engine_objects[k].fit(self, k)
+
+
+def _count_block(idx: np.ndarray, shared: tuple[Induction, int]) -> np.ndarray:
+    """How often each arm is optimal for each unit of stage k over draws ``idx``: (m, n_k)."""
+    ind, k = shared
+    sd = ind.design.stages[k]
+    d = best_arm(ind.q_observed(k, idx), sd.feasible)[0]
+    return np.stack([np.count_nonzero(d == j, axis=0) for j in range(sd.n_arms)])
 
 
 def reusable_stages(design: DTRDesign, regime: Regime) -> list[bool]:
