@@ -241,15 +241,21 @@ def test_plug_in_and_file_posteriors_say_how_their_stages_were_fitted(ex3, tmp_p
 @pytest.mark.integration
 def test_conjugate_refit_agrees_with_a_nuts_refit_of_a_static_regime(ex3):
     """The value of a static regime on an engine="mcmc" posterior: the conjugate refit (now the
-    default) against NUTS refits of stage 1 by multiple imputation (what it replaced)."""
+    default) against NUTS refits of stage 1 by multiple imputation (what it replaced).
+
+    The NUTS refit's mean carries the Monte Carlo error of its M imputations (each one draw of
+    stage 2), estimated from the spread of its imputation means; the criterion is 0.1 posterior
+    SD beyond three of those standard errors, and SDs within 15%.
+    """
     post = ex3.fit(
         engine="mcmc",
-        draws=500,
+        draws=1000,
         chains=2,
         tune=300,
-        imputations=25,
+        imputations=100,
         random_seed=5,
         progressbar=False,
+        warn=False,
     )
     static = bd.Regime.static(A1=1, A2=1)
     fast = post.value(static, method="q").values.ravel()
@@ -268,5 +274,8 @@ def test_conjugate_refit_agrees_with_a_nuts_refit_of_a_static_regime(ex3):
 
     slow = q_value(post.bootstrap, nuts)
     sd = slow.std()
-    assert abs(fast.mean() - slow.mean()) < 0.15 * sd, (fast.mean(), slow.mean(), sd)
+    block_means = pd.Series(slow).groupby(nuts.fits[0].ancestor).mean()
+    se = block_means.std() / np.sqrt(len(block_means))
+    assert len(block_means) == 100
+    assert abs(fast.mean() - slow.mean()) < 0.1 * sd + 3 * se, (fast.mean(), slow.mean(), sd, se)
     assert 0.85 < fast.std() / sd < 1.15, (fast.std(), sd)
