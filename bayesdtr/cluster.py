@@ -63,7 +63,11 @@ def open_client(client: Any) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if client == "local":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
         cluster = LocalCluster(
             n_workers=1,
             threads_per_worker=max(1, cores),
@@ -86,19 +90,40 @@ def open_client(client: Any) -> Iterator[Any]:
 
 
 def map_blocks(
-    fn: Callable[..., Any], blocks: Sequence[Any], shared: Any, client: Any = None
-) -> list[Any]:
+    fn: Callable[..., Any],
+    blocks: Sequence[Any],
+    shared: Any,
+    client: Any = None,
+    combine: Callable[[Any, Any], Any] | None = None,
+) -> Any:
     """``[fn(block, shared) for block in blocks]``, in this process or as dask tasks.
 
     ``shared`` (e.g. the posterior's induction) is sent to the workers once; ``fn`` must not
-    change it (the caller prepares every cache the blocks read first).
+    change it (the caller prepares every cache the blocks read first). With ``combine`` (an
+    exact, order-free reduction such as a sum of integer counts) the results are reduced as they
+    arrive and only the reduction is returned, so they are never all held at once.
     """
     if client is None:
-        return [fn(block, shared) for block in blocks]
+        if combine is None:
+            return [fn(block, shared) for block in blocks]
+        acc = None
+        for block in blocks:
+            part = fn(block, shared)
+            acc = part if acc is None else combine(acc, part)
+        return acc
+    from distributed import as_completed
+
     with open_client(client) as cl:
         shared_f = cl.scatter(shared, broadcast=True, hash=False)
         futures = cl.map(fn, list(blocks), shared=shared_f, pure=False)
         try:
-            return cl.gather(futures)
+            if combine is None:
+                return cl.gather(futures)
+            acc = None
+            for fut in as_completed(futures):
+                part = fut.result()
+                fut.release()
+                acc = part if acc is None else combine(acc, part)
+            return acc
         finally:
             cl.cancel(futures)

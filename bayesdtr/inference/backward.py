@@ -70,6 +70,9 @@ __all__ = [
 
 Propagation = Literal["mean", "predictive", "augmented", "modal"]
 
+#: Tasks that :meth:`Induction.tally_all` splits the draws into (at most).
+TALLY_TASKS = 32
+
 
 @dataclass
 class FitSettings:
@@ -265,25 +268,28 @@ class Induction:
                     counts[j] += np.count_nonzero(dn == j, axis=0)
 
     def tally_all(self, k: int, client: Any = None) -> None:
-        """Tally the optimal arms of every draw of stage k not yet tallied, in blocks of
-        :meth:`chunk_size` draws, here or as dask tasks (:func:`bayesdtr.cluster.map_blocks`);
-        the integer counts are the same either way."""
+        """Tally the optimal arms of every draw of stage k not yet tallied, here or as dask tasks
+        (:func:`bayesdtr.cluster.map_blocks`); the integer counts are the same either way.
+
+        Each task counts :data:`TALLY_TASKS`-th of the draws, in chunks of :meth:`chunk_size`
+        draws, and returns one (arms x units) array of counts; they are summed as they arrive.
+        """
         tally = self._tallies.get(k)
         n = self.fits[k].n  # type: ignore[union-attr]
         todo = np.arange(n) if tally is None else np.flatnonzero(~tally[1])
         if not len(todo):
             return
         step = self.chunk_size(k)
-        blocks = [todo[start : start + step] for start in range(0, len(todo), step)]
+        per_task = step * max(1, -(-len(todo) // (step * TALLY_TASKS)))  # whole chunks per task
+        blocks = [todo[start : start + per_task] for start in range(0, len(todo), per_task)]
         with self.read_only(client is not None):
-            parts = map_blocks(_count_block, blocks, (self, k), client)
+            total = map_blocks(_count_block, blocks, (self, k), client, combine=np.add)
         sd = self.design.stages[k]
         if tally is None:
             tally = (np.zeros((sd.n_arms, sd.n_units), dtype=np.int64), np.zeros(n, dtype=bool))
             self._tallies[k] = tally
         counts, seen = tally
-        for part in parts:
-            counts[1:] += part[1:]
+        counts[1:] += total[1:]
         seen[todo] = True
 
     def decision_counts(self, k: int) -> np.ndarray | None:
@@ -408,11 +414,17 @@ class Induction:
 
 
 def _count_block(idx: np.ndarray, shared: tuple[Induction, int]) -> np.ndarray:
-    """How often each arm is optimal for each unit of stage k over draws ``idx``: (m, n_k)."""
+    """How often each arm is optimal for each unit of stage k over draws ``idx``, counted in
+    chunks of :meth:`Induction.chunk_size` draws: (m, n_k) integers."""
     ind, k = shared
     sd = ind.design.stages[k]
-    d = best_arm(ind.q_observed(k, idx), sd.feasible)[0]
-    return np.stack([np.count_nonzero(d == j, axis=0) for j in range(sd.n_arms)])
+    out = np.zeros((sd.n_arms, sd.n_units), dtype=np.int64)
+    step = ind.chunk_size(k)
+    for start in range(0, len(idx), step):
+        d = best_arm(ind.q_observed(k, idx[start : start + step]), sd.feasible)[0]
+        for j in range(sd.n_arms):
+            out[j] += np.count_nonzero(d == j, axis=0)
+    return out
 
 
 def reusable_stages(design: DTRDesign, regime: Regime) -> list[bool]:
