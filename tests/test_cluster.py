@@ -104,3 +104,8 @@ def test_client_refusals(model):
     pred = model.fit(**FIT, propagation="predictive")
     with pytest.raises(FitError, match="propagation='predictive'"):
         pred.value(bd.Regime.static(A1=1, A2=1), client="local")
+    # P(optimal) propagates nothing: it runs there
+    np.testing.assert_array_equal(
+        pred.prob_optimal(1, client="local").to_numpy(),
+        model.fit(**FIT, propagation="predictive").prob_optimal(1).to_numpy(),
+    )

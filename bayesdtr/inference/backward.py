@@ -282,7 +282,7 @@ class Induction:
         step = self.chunk_size(k)
         per_task = step * max(1, -(-len(todo) // (step * TALLY_TASKS)))  # whole chunks per task
         blocks = [todo[start : start + per_task] for start in range(0, len(todo), per_task)]
-        with self.read_only(client is not None):
+        with self.read_only(client is not None, propagates=False):
             total = map_blocks(_count_block, blocks, (self, k), client, combine=np.add)
         sd = self.design.stages[k]
         if tally is None:
@@ -303,17 +303,18 @@ class Induction:
         return counts.T
 
     @contextmanager
-    def read_only(self, on: bool = True) -> Iterator[None]:
+    def read_only(self, on: bool = True, *, propagates: bool = True) -> Iterator[None]:
         """Prepare every cache a value pass reads, then stop tallying, so that blocks of draws
         can run concurrently or on other machines without changing this induction (``on``:
         whether to; a no-op otherwise).
 
-        Refuses ``propagation="predictive"`` (its draws follow the order in which blocks run).
+        Where the blocks propagate values (``propagates``), refuses ``propagation="predictive"``
+        (its draws follow the order in which blocks run).
         """
         if not on:
             yield
             return
-        if self.settings.propagation == "predictive" and self.K > 1:
+        if propagates and self.settings.propagation == "predictive" and self.K > 1:
             raise FitError(
                 "client= cannot run value blocks with propagation='predictive': its predictive "
                 "draws follow the order in which blocks run, so the result would depend on the "
