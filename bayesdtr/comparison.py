@@ -9,7 +9,7 @@ differences between regimes are draws of their joint posterior.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -37,22 +37,36 @@ def _coords(post: DTRPosterior) -> dict[str, np.ndarray]:
 
 
 def values_of(
-    post: DTRPosterior, regimes: dict[str, Regime | str], method: str | None, crossfit: int | str | None = "auto"
+    post: DTRPosterior,
+    regimes: dict[str, Regime | str],
+    method: str | None,
+    crossfit: int | str | None = "auto",
+    client: Any = None,
 ) -> xr.DataArray:
     """Value posteriors of ``regimes`` stacked along a ``regime`` dim: (regime, chain, draw).
 
-    Each is ``post.value(regime, method=method, crossfit=crossfit)``; the draws are joint.
+    Each is ``post.value(regime, method=method, crossfit=crossfit, client=client)``; the draws
+    are joint.
     """
     if not isinstance(regimes, dict) or not regimes:
         raise RegimeError(
             "regimes must be a non-empty dict {label: regime}, e.g. "
             "{'optimal': 'optimal', 'always 1': bd.Regime.static(A1=1, A2=1)}."
         )
-    vals = [post.value(r, method=method, crossfit=crossfit) for r in regimes.values()]  # type: ignore[arg-type]
-    return xr.concat(vals, dim=xr.DataArray(list(regimes), dims="regime", name="regime")).rename("value")
+    vals = [
+        post.value(r, method=method, crossfit=crossfit, client=client) for r in regimes.values()
+    ]  # type: ignore[arg-type]
+    return xr.concat(vals, dim=xr.DataArray(list(regimes), dims="regime", name="regime")).rename(
+        "value"
+    )
 
 
-def differences(post: DTRPosterior, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q") -> xr.DataArray:
+def differences(
+    post: DTRPosterior,
+    regimes: dict[str, Regime | str],
+    *,
+    method: Literal["q", "ipw", "aipw"] = "q",
+) -> xr.DataArray:
     """Pairwise value differences V(regime) - V(regime_other): dims (regime, regime_other, chain, draw).
 
     All regimes share the posterior draws and the Bayesian-bootstrap weights, so the
@@ -70,11 +84,13 @@ def compare(
     method: Literal["q", "ipw", "aipw"] = "q",
     hdi_prob: float = HDI_PROB,
     crossfit: int | Literal["auto"] | None = "auto",
+    client: Any = None,
 ) -> pd.DataFrame:
     """Compare regimes by their value posteriors.
 
-    ``crossfit`` is passed to :meth:`DTRPosterior.value`: learned rules (``"optimal"``, ``post.rule()``) are
-    valued by sample splitting unless ``crossfit=0``.
+    ``crossfit`` and ``client`` are passed to :meth:`DTRPosterior.value`: learned rules
+    (``"optimal"``, ``post.rule()``) are valued by sample splitting unless ``crossfit=0``;
+    ``client`` runs the values' blocks of draws on a dask cluster (only without sample splitting).
 
     Returns
     -------
@@ -108,7 +124,7 @@ def compare(
     import arviz as az
 
     check_probability(hdi_prob, "hdi_prob=", FitError)
-    v = values_of(post, regimes, method, crossfit)
+    v = values_of(post, regimes, method, crossfit, client)
     flat = v.values.reshape(len(regimes), -1)
     best = flat.max(axis=0)
     tied = flat == best[None, :]
@@ -131,8 +147,11 @@ def compare(
         )
     return pd.DataFrame(rows).set_index("regime")
 
+
 # ------------------------------------------------------------------ patient level
-def predict_outcome(post: DTRPosterior, regime: Regime | str, data: pd.DataFrame | None = None) -> xr.DataArray:
+def predict_outcome(
+    post: DTRPosterior, regime: Regime | str, data: pd.DataFrame | None = None
+) -> xr.DataArray:
     r"""Posterior predictive of each unit's return (rewards + final outcome) under ``regime``.
 
     For draw s, :math:`G^{*(s)} = Q_1^{d,(s)}(H_1, d_1(H_1)) + \varepsilon^{(s)}` with
@@ -161,7 +180,9 @@ def predict_outcome(post: DTRPosterior, regime: Regime | str, data: pd.DataFrame
     rows, Xm, Xc, g, feas = post.rows(1, data)
     rng = np.random.default_rng(post.child_seed(f"predict/{reg.name}"))
     idx = np.arange(post.n_samples)
-    q = q_response(q_arms(sd, ind.fits[0], idx, Xm, Xc, g, post.child_seed("newgroup/0")), ind.family(0))
+    q = q_response(
+        q_arms(sd, ind.fits[0], idx, Xm, Xc, g, post.child_seed("newgroup/0")), ind.family(0)
+    )
     if reg.follows_optimal(sd.treatment):
         mean = best_arm(q, feas)[1]
     else:
@@ -188,7 +209,12 @@ def predict_outcome(post: DTRPosterior, regime: Regime | str, data: pd.DataFrame
     )
 
 
-def prob_better(post: DTRPosterior, regime_a: Regime | str, regime_b: Regime | str, data: pd.DataFrame | None = None) -> pd.Series:
+def prob_better(
+    post: DTRPosterior,
+    regime_a: Regime | str,
+    regime_b: Regime | str,
+    data: pd.DataFrame | None = None,
+) -> pd.Series:
     """P(G under regime_a > G under regime_b) for each unit (posterior predictive)."""
     a = predict_outcome(post, regime_a, data)
     b = predict_outcome(post, regime_b, data)

@@ -65,7 +65,7 @@ import pandas as pd
 
 from bayesdtr.data.design import DTRDesign
 from bayesdtr.exceptions import FitError
-from bayesdtr.inference.backward import Induction
+from bayesdtr.inference.backward import Induction, refit_engines
 from bayesdtr.inference.draws import PropensityDraws, best_arm, posterior_mean, q_arms
 from bayesdtr.inference.propensity_fit import fit_propensities
 from bayesdtr.regimes import Regime
@@ -83,6 +83,7 @@ DEFAULT_FOLDS = 10
 def online_start(folds: int) -> int:
     """First chunk valued by the online scheme: the rules learn on at least 40% of the units."""
     return max(1, int(np.ceil(0.4 * folds)))
+
 
 #: Posterior draws (thinned) that decide the arm most often optimal of a fold rule.
 RULE_DRAWS = 200
@@ -131,7 +132,9 @@ class CrossFit:
         Number of folds F >= 2.
     """
 
-    def __init__(self, post: DTRPosterior, folds: int, scheme: str = "crossfit", start: int = 1) -> None:
+    def __init__(
+        self, post: DTRPosterior, folds: int, scheme: str = "crossfit", start: int = 1
+    ) -> None:
         self.post = post
         self.folds = folds
         self.scheme = scheme
@@ -141,7 +144,9 @@ class CrossFit:
                 f"crossfit={folds} needs at least {2 * folds} units; the data have {design.n}. "
                 "Use fewer folds or crossfit=0 (the plug-in posterior)."
             )
-        root = post.child_seed(f"crossfit/{folds}" if scheme == "crossfit" else f"{scheme}/{folds}/{start}")
+        root = post.child_seed(
+            f"crossfit/{folds}" if scheme == "crossfit" else f"{scheme}/{folds}/{start}"
+        )
         s_folds, s_fits = root.spawn(2)
         labels = fold_labels(design, folds, np.random.default_rng(s_folds))
         settings = post.settings
@@ -151,7 +156,9 @@ class CrossFit:
             if scheme == "online" and f < start:
                 continue
             test = np.flatnonzero(labels == f)
-            train = np.flatnonzero(labels != f) if scheme == "crossfit" else np.flatnonzero(labels < f)
+            train = (
+                np.flatnonzero(labels != f) if scheme == "crossfit" else np.flatnonzero(labels < f)
+            )
             train_design = design.subset(train)
             s_prop, s_ind = seed.spawn(2)
             props = fit_propensities(
@@ -165,11 +172,19 @@ class CrossFit:
                 progressbar=False,
             )
             ind = Induction(
-                train_design, settings, priors, props, Regime.optimal(), s_ind, post.induction.samplers
+                train_design,
+                settings,
+                priors,
+                props,
+                Regime.optimal(),
+                s_ind,
+                post.induction.samplers,
+                engines=refit_engines(train_design, settings, priors),
             )
             ind.run()
             self.fold_list.append(_Fold(test, train_design, design.subset(test), props, ind))
         self._rules: dict[str, list[Regime]] = {}
+        self._evaluators: dict[tuple, Induction] = {}
 
     # ------------------------------------------------------------------ rules
     def fold_rule(self, f: int, regime: Regime, kind: str) -> Regime:
@@ -193,7 +208,14 @@ class CrossFit:
             fit = fold.optimal.fits[k]
             g = design.groups_of(sd)
             if kind == "mean":
-                q = q_arms(sd, posterior_mean(fit), np.zeros(1, dtype=np.int64), sd.X_main, sd.X_contrast, g)
+                q = q_arms(
+                    sd,
+                    posterior_mean(fit),
+                    np.zeros(1, dtype=np.int64),
+                    sd.X_main,
+                    sd.X_contrast,
+                    g,
+                )
                 codes = best_arm(q, sd.feasible)[0][0]
             else:
                 best = best_arm(q_arms(sd, fit, idx, sd.X_main, sd.X_contrast, g), sd.feasible)[0]
@@ -205,7 +227,9 @@ class CrossFit:
         return Regime.dynamic(rules, name=f"{regime.name} [fold {f + 1}/{self.folds}]")
 
     # ------------------------------------------------------------------ values
-    def contributions(self, regime: Regime, method: str, kind: str) -> list[tuple[np.ndarray, Induction]]:
+    def contributions(
+        self, regime: Regime, method: str, kind: str
+    ) -> list[tuple[np.ndarray, Induction]]:
         """Per fold: the held-out positions and the induction that evaluates the fold rule."""
         post = self.post
         settings, priors = post.settings, post.priors
@@ -215,25 +239,59 @@ class CrossFit:
             seed = post.child_seed(f"crossfit/{self.folds}/{f}/{method}/{regime.name}")
             if method == "q":
                 # Q-functions of the fixed fold rule, fitted on the held-out fold itself
-                ev = Induction(fold.test_design, settings, priors, fold.propensities, rule, seed, post.induction.samplers)
+                ev = Induction(
+                    fold.test_design,
+                    settings,
+                    priors,
+                    fold.propensities,
+                    rule,
+                    seed,
+                    post.induction.samplers,
+                    engines=refit_engines(fold.test_design, settings, priors),
+                )
                 ev.run()
             else:
                 check_propensities(fold.train_design, fold.propensities, method)
                 s_train, s_test = seed.spawn(2)
                 follow = Induction(
-                    fold.train_design, settings, priors, fold.propensities, rule, s_train, post.induction.samplers
+                    fold.train_design,
+                    settings,
+                    priors,
+                    fold.propensities,
+                    rule,
+                    s_train,
+                    post.induction.samplers,
+                    engines=refit_engines(fold.train_design, settings, priors),
                 )
                 follow.run(last=fold.optimal.fits[-1])
-                ev = Induction(fold.test_design, settings, priors, fold.propensities, rule, s_test, post.induction.samplers)
-                ev.fits = follow.fits
+                ev = Induction(
+                    fold.test_design,
+                    settings,
+                    priors,
+                    fold.propensities,
+                    rule,
+                    s_test,
+                    post.induction.samplers,
+                )
+                ev.fits, ev.origins = follow.fits, follow.origins
             out.append((fold.test, ev))
         return out
+
+    def refits(self, regime: Regime, method: str, kind: str, fitted: list[str]) -> str:
+        """How the chunks' stages were fitted, in words (``value()`` attrs ``stage_fits``): the
+        training chunks' posteriors, then the refits that follow the learned rule (the first
+        valued chunk's; every chunk uses the same engines). Call after :meth:`value`."""
+        train = self.fold_list[0].optimal.refits(fitted)
+        ev = self._evaluators[(regime.key, method, kind)]
+        where = "on the valued chunk" if method == "q" else "on the training chunks"
+        return f"training chunks: {train}; the learned rule's refits {where}: {ev.refits(fitted)}"
 
     def value(self, regime: Regime, method: str, kind: str = "map") -> np.ndarray:
         """Flat value draws of ``regime`` (one per posterior draw), pooled over the folds."""
         post = self.post
         n = post.design.n
         folds = self.contributions(regime, method, kind)
+        self._evaluators[(regime.key, method, kind)] = folds[0][1]
         out = np.empty(post.n_samples)
         for idx in post.bootstrap.chunks():
             omega = post.bootstrap.weights(idx)

@@ -14,6 +14,7 @@ import xarray as xr
 
 from bayesdtr import comparison
 from bayesdtr.bart_io import with_forests
+from bayesdtr.cluster import check_client
 from bayesdtr.constants import HDI_PROB
 from bayesdtr.crossfit import DEFAULT_FOLDS, CrossFit, online_start
 from bayesdtr.data.design import DTRDesign, StageDesign, StageRows
@@ -26,7 +27,7 @@ from bayesdtr.exceptions import (
     FitError,
     PositivityWarning,
 )
-from bayesdtr.inference.backward import FitSettings, Induction
+from bayesdtr.inference.backward import FitSettings, Induction, refit_engines, reusable_stages
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
@@ -130,7 +131,9 @@ class DTRPosterior:
         return sd.evaluate(data, self.design, source=self.source)
 
     def _chunks(self, n_rows: int, n_arms: int):
-        step = max(1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms)))
+        step = max(
+            1, min(self.n_samples, self.settings.max_chunk_elements // max(1, n_rows * n_arms))
+        )
         for start in range(0, self.n_samples, step):
             yield np.arange(start, min(self.n_samples, start + step))
 
@@ -143,7 +146,9 @@ class DTRPosterior:
         """
         k, sd = self._stage(stage)
         rows, Xm, Xc, g, _ = self.rows(stage, data)
-        q = q_linear(sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self.child_seed(f"newgroup/{k}"))
+        q = q_linear(
+            sd, self.fits[k], np.arange(self.n_samples), Xm, Xc, g, self.child_seed(f"newgroup/{k}")
+        )
         q = q_response(q, self.induction.family(k))
         return xr.DataArray(
             self._reshape(q),
@@ -172,16 +177,32 @@ class DTRPosterior:
             name=f"optimal_{sd.treatment}",
         )
 
-    def prob_optimal(self, stage: int | str, data: pd.DataFrame | None = None) -> pd.DataFrame:
+    def prob_optimal(
+        self, stage: int | str, data: pd.DataFrame | None = None, *, client: Any = None
+    ) -> pd.DataFrame:
         """P(arm a is optimal | data) for each unit: DataFrame obs x arm (rows sum to 1).
 
         For the observed units this reuses the decisions tallied during the backward induction.
+        ``client`` (None, ``"local"``, a ``distributed.Client`` or a scheduler address; see
+        :mod:`bayesdtr.cluster`) counts the optimal arms of the stage's units block by block of
+        draws on a dask cluster, with the same (integer) counts as in this process; only for the
+        fitted units (``data=None``).
         """
         k, sd = self._stage(stage)
+        check_client(client)
+        if client is not None and (data is not None or self.design.event is not None):
+            raise FitError(
+                "prob_optimal(client=...) counts the fitted units' optimal arms on a cluster; "
+                "with data= (new histories) or a survival outcome it runs in this process: "
+                "leave client=None."
+            )
         if data is None:
             rows = self.design.data.iloc[sd.units]
+            if client is not None:
+                self.induction.tally_all(k, client)
             if k == 0 and self.design.event is None and self.induction.decision_counts(k) is None:
-                self.value("optimal", crossfit=0)  # its pass over the stage-1 draws tallies the decisions
+                # its pass over the stage-1 draws tallies the decisions
+                self.value("optimal", crossfit=0)
             if self.induction.decision_counts(k) is None:
                 for idx in self._chunks(sd.n_units, sd.n_arms):
                     self.induction.decide(k, self.induction.q_observed(k, idx), idx)
@@ -189,7 +210,11 @@ class DTRPosterior:
         else:
             rows, codes = self._optimal_codes(k, sd, data)
             counts = np.stack([(codes == j).mean(axis=0) for j in range(sd.n_arms)], axis=1)
-        out = pd.DataFrame(counts, index=pd.Index(self.design.obs_labels(rows)), columns=pd.Index(sd.arms, name="arm"))
+        out = pd.DataFrame(
+            counts,
+            index=pd.Index(self.design.obs_labels(rows)),
+            columns=pd.Index(sd.arms, name="arm"),
+        )
         out.index.name = "obs"
         return out
 
@@ -207,10 +232,19 @@ class DTRPosterior:
     def child_seed(self, key: str) -> np.random.SeedSequence:
         """A child of the posterior's seed named by ``key`` (the same key gives the same seed)."""
         h = zlib.crc32(key.encode())
-        return np.random.SeedSequence(entropy=self._seed.entropy, spawn_key=tuple(self._seed.spawn_key) + (h,))
+        return np.random.SeedSequence(
+            entropy=self._seed.entropy, spawn_key=tuple(self._seed.spawn_key) + (h,)
+        )
 
     def induction_for(self, regime: Regime) -> Induction:
-        """Backward induction that follows ``regime`` (the last stage's draws are shared)."""
+        """Backward induction that follows ``regime``.
+
+        Stages whose targets the regime leaves unchanged (the last stage, and every stage after
+        which it follows the optimal rule) share the posterior's draws; the others are refitted
+        by :func:`~bayesdtr.inference.engines.refit_engines`: by the closed-form or Gibbs engine
+        where the stage is conditionally conjugate, even if the fit used NUTS (the same model),
+        else by the fit's engine. ``origins`` on the result records which.
+        """
         if regime.is_optimal:
             return self.induction
         key = regime.key
@@ -224,8 +258,10 @@ class DTRPosterior:
             regime,
             self.child_seed(f"regime/{regime.name}"),
             self.induction.samplers,
+            engines=refit_engines(self.design, self.settings, self.priors),
         )
-        ind.run(last=self.fits[-1])
+        reuse = reusable_stages(self.design, regime)
+        ind.run(reuse=[f if r else None for f, r in zip(self.fits, reuse, strict=True)])
         self._inductions[key] = ind
         return ind
 
@@ -238,6 +274,7 @@ class DTRPosterior:
         split: Literal["online", "cross"] = "online",
         horizon: float | None = None,
         estimand: Literal["rmst", "survival"] = "rmst",
+        client: Any = None,
     ) -> xr.DataArray:
         r"""Posterior of the value V(d) = E[sum of rewards + Y] if everyone followed ``regime``.
 
@@ -285,6 +322,17 @@ class DTRPosterior:
         ``multisite_smart`` 0.943 (70 replicates). Sample splitting is the price of honesty at
         ties: where every arm is well separated the plug-in is narrower and also calibrated.
 
+        **Refits.** A regime's value refits only the stages whose targets it changes (those
+        before a stage where it departs from the optimal rule); the others, and always the
+        last stage, reuse the posterior's draws. Refits, and the sample-split chunks' fits, use
+        the conjugate (no groups) or Gibbs (groups) engine wherever the stage is a Gaussian
+        stage with the default priors, also when the posterior was sampled with
+        ``engine="mcmc"``: NUTS's default Gaussian stage model is the same Normal-Inverse-Gamma
+        model (same hyperparameters and centred design; ``tests/test_refits.py``), so this
+        changes the sampler, not the posterior. NUTS refits Bernoulli and survival stages, stages
+        with user priors, and the chunks' propensity models. ``attrs["stage_fits"]`` records
+        which engine refitted (or reused) each stage.
+
         Parameters
         ----------
         regime : Regime or "optimal"
@@ -312,6 +360,13 @@ class DTRPosterior:
             is the plug-in posterior.
         estimand : {"rmst", "survival"}
             With ``horizon=``: the RMST, or the probability of surviving past ``horizon``.
+        client : None, "local", distributed.Client or scheduler address
+            Where the blocks of draws of a value without sample splitting (a fixed regime, or
+            ``crossfit=0``) run: None in this process; ``"local"`` an embedded dask
+            ``LocalCluster`` of threads; a ``distributed.Client`` or an address such as
+            ``"tcp://host:8786"`` an existing cluster (:mod:`bayesdtr.cluster`). The draws are
+            identical wherever they run. Sample-split values and survival values run in this
+            process (a ``client`` there is refused).
 
         Returns
         -------
@@ -333,10 +388,16 @@ class DTRPosterior:
         >>> plug_in = post.value("optimal", crossfit=0)
         """
         reg = as_regime(regime)
+        check_client(client)
+        if client is not None and (horizon is not None or self.design.event is not None):
+            raise FitError(
+                "client= is not supported for survival values (horizon=) yet: leave client=None."
+            )
         if horizon is not None or self.design.event is not None:
             return self._survival_value(reg, horizon, estimand, method, crossfit)
         if self.design.dropout is not None and isinstance(crossfit, str) and crossfit == "auto":
-            crossfit = 0  # no sample splitting with dropout yet: the plug-in, as attrs["estimand"] says
+            # no sample splitting with dropout yet: the plug-in, as attrs["estimand"] says
+            crossfit = 0
         folds = self._folds(reg, crossfit)
         if folds and self.design.dropout is not None:
             raise FitError(
@@ -350,25 +411,40 @@ class DTRPosterior:
         if method is None:
             has_prop = all(p is not None for p in self.propensities)
             method = "aipw" if folds and has_prop else "q"
+        if folds and client is not None:
+            raise FitError(
+                f"client= runs the blocks of a value without sample splitting; {reg.name!r} "
+                f"would be valued by sample splitting (crossfit={crossfit!r}), which runs in this "
+                "process. Pass crossfit=0 (the plug-in posterior for a learned rule) or client=None."
+            )
         if method not in ("q", "ipw", "aipw"):
-            raise FitError(f"method={method!r} is not one of ['q', 'ipw', 'aipw'] (or None for the default).")
+            raise FitError(
+                f"method={method!r} is not one of ['q', 'ipw', 'aipw'] (or None for the default)."
+            )
         key = (reg.key, method, folds, split if folds else "")
         if key not in self._values:
             attrs: dict = {"method": method, "crossfit": folds, "split": split if folds else "none"}
             if folds:
-                vals = self._crossfit(folds, split).value(reg, method, reg.learned or "map")
-                how = f"online, {folds} chunks" if split == "online" else f"{folds}-fold cross-fitted"
+                cf = self._crossfit(folds, split)
+                vals = cf.value(reg, method, reg.learned or "map")
+                attrs["stage_fits"] = cf.refits(
+                    reg, method, reg.learned or "map", self._fit_engines()
+                )
+                how = (
+                    f"online, {folds} chunks" if split == "online" else f"{folds}-fold cross-fitted"
+                )
                 attrs["estimand"] = (
                     f"V(d_hat): value of the rule learned from the data ({how}); V(d*) where the "
                     "optimal rule is not unique or well separated"
                 )
             else:
                 ind = self.induction_for(reg)
+                attrs["stage_fits"] = ind.refits(self._fit_engines())
                 if method == "q":
-                    vals = q_value(self.bootstrap, ind)
+                    vals = q_value(self.bootstrap, ind, client)
                 else:
                     ess = np.empty(self.n_samples)
-                    vals = weighted_value(self, ind, method, ess=ess)
+                    vals = weighted_value(self, ind, method, ess=ess, client=client)
                     attrs |= {"weight_ess": float(np.median(ess)), "n_units": self.design.n}
                     msg = weight_ess_message(ess, self.design.n, method, reg.name)
                     if msg:
@@ -387,20 +463,37 @@ class DTRPosterior:
             )
         return self._values[key]
 
+    def _fit_engines(self) -> list[str]:
+        """The engine that fitted each stage (``"mcmc"``, ``"conjugate"``, ``"gibbs"``, ...)."""
+        return [f.engine for f in self.fits]
+
     def _survival_value(self, reg: Regime, horizon, estimand, method, crossfit) -> xr.DataArray:
-        tau = check_survival_value(self, reg, horizon=horizon, estimand=estimand, method=method, crossfit=crossfit)
+        tau = check_survival_value(
+            self, reg, horizon=horizon, estimand=estimand, method=method, crossfit=crossfit
+        )
         how = survival_method(self, method)
         key = (reg.key, "survival", estimand, tau, how)
         if key not in self._values:
-            vals = survival_value(self, self.induction_for(reg), horizon=tau, estimand=estimand, method=how)  # type: ignore[arg-type]
+            vals = survival_value(
+                self, self.induction_for(reg), horizon=tau, estimand=estimand, method=how
+            )  # type: ignore[arg-type]
             what = "restricted mean survival time" if estimand == "rmst" else "survival probability"
-            learned = " (plug-in posterior of a rule learned from these data)" if reg.learned_from_data else ""
+            learned = (
+                " (plug-in posterior of a rule learned from these data)"
+                if reg.learned_from_data
+                else ""
+            )
             self._values[key] = xr.DataArray(
                 self._reshape(vals),
                 dims=("chain", "draw"),
                 coords=self._coords(),
                 name=f"{estimand}[{reg.name}]",
-                attrs={"method": how, "crossfit": 0, "horizon": tau, "estimand": f"{what} at {tau:g} of {reg.name!r}{learned}"},
+                attrs={
+                    "method": how,
+                    "crossfit": 0,
+                    "horizon": tau,
+                    "estimand": f"{what} at {tau:g} of {reg.name!r}{learned}",
+                },
             )
         return self._values[key]
 
@@ -409,7 +502,12 @@ class DTRPosterior:
             return DEFAULT_FOLDS if reg.learned_from_data else 0
         if crossfit is None:
             return 0
-        if isinstance(crossfit, bool) or not isinstance(crossfit, int | np.integer) or crossfit == 1 or crossfit < 0:
+        if (
+            isinstance(crossfit, bool)
+            or not isinstance(crossfit, int | np.integer)
+            or crossfit == 1
+            or crossfit < 0
+        ):
             raise FitError(
                 f"crossfit={crossfit!r} must be 'auto', None/0 (no sample splitting) or a number of "
                 "chunks >= 2, e.g. crossfit=10."
@@ -419,11 +517,15 @@ class DTRPosterior:
     def _crossfit(self, folds: int, split: str) -> CrossFit:
         if (folds, split) not in self._crossfits:
             start = online_start(folds) if split == "online" else 0
-            self._crossfits[(folds, split)] = CrossFit(self, folds, "online" if split == "online" else "crossfit", start)
+            self._crossfits[(folds, split)] = CrossFit(
+                self, folds, "online" if split == "online" else "crossfit", start
+            )
         return self._crossfits[(folds, split)]
 
     # ------------------------------------------------------------------ comparisons (bayesdtr.comparison)
-    def differences(self, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q") -> xr.DataArray:
+    def differences(
+        self, regimes: dict[str, Regime | str], *, method: Literal["q", "ipw", "aipw"] = "q"
+    ) -> xr.DataArray:
         """Pairwise value differences (regime, regime_other, chain, draw); see :func:`bayesdtr.comparison.differences`."""
         return comparison.differences(self, regimes, method=method)
 
@@ -434,6 +536,7 @@ class DTRPosterior:
         method: Literal["q", "ipw", "aipw"] = "q",
         hdi_prob: float = HDI_PROB,
         crossfit: int | Literal["auto"] | None = "auto",
+        client: Any = None,
     ) -> pd.DataFrame:
         """Compare regimes by their value posteriors (mean, sd, HDI, P(best), expected regret).
 
@@ -451,16 +554,22 @@ class DTRPosterior:
         >>> list(tab.columns)[:3]
         ['mean', 'sd', 'hdi94_lb']
         """
-        return comparison.compare(self, regimes, method=method, hdi_prob=hdi_prob, crossfit=crossfit)
+        return comparison.compare(
+            self, regimes, method=method, hdi_prob=hdi_prob, crossfit=crossfit, client=client
+        )
 
-    def predict_outcome(self, regime: Regime | str, data: pd.DataFrame | None = None) -> xr.DataArray:
+    def predict_outcome(
+        self, regime: Regime | str, data: pd.DataFrame | None = None
+    ) -> xr.DataArray:
         """Posterior predictive of each unit's return under ``regime``: (chain, draw, obs).
 
         See :func:`bayesdtr.comparison.predict_outcome`.
         """
         return comparison.predict_outcome(self, regime, data)
 
-    def prob_better(self, regime_a: Regime | str, regime_b: Regime | str, data: pd.DataFrame | None = None) -> pd.Series:
+    def prob_better(
+        self, regime_a: Regime | str, regime_b: Regime | str, data: pd.DataFrame | None = None
+    ) -> pd.Series:
         """P(G under regime_a > G under regime_b) for each unit; see :func:`bayesdtr.comparison.prob_better`."""
         return comparison.prob_better(self, regime_a, regime_b, data)
 
@@ -503,7 +612,9 @@ class DTRPosterior:
 
         return diagnostics_message(self)
 
-    def report(self, path, *, regimes: dict[str, Regime | str] | None = None, title: str | None = None):
+    def report(
+        self, path, *, regimes: dict[str, Regime | str] | None = None, title: str | None = None
+    ):
         """Write a self-contained HTML report; see :func:`bayesdtr.report.write_report`."""
         from bayesdtr.report import write_report
 
@@ -586,8 +697,16 @@ class DTRPosterior:
     @classmethod
     def from_parts(cls, parts: PosteriorParts) -> DTRPosterior:
         """A posterior from stored parts (a design plus draws), without a :class:`DTRModel`."""
-        ind = Induction(parts.design, parts.settings, parts.priors, parts.propensities, Regime.optimal(), parts.induction_seed)
+        ind = Induction(
+            parts.design,
+            parts.settings,
+            parts.priors,
+            parts.propensities,
+            Regime.optimal(),
+            parts.induction_seed,
+        )
         ind.fits = list(parts.fits)
+        ind.origins = [f.engine for f in parts.fits]
         post = cls(
             design=parts.design,
             priors=parts.priors,
@@ -603,7 +722,10 @@ class DTRPosterior:
         return post
 
     def __repr__(self) -> str:
-        engines = ", ".join(f"{sd.treatment}: {f.engine}" for sd, f in zip(self.design.stages, self.fits, strict=True))
+        engines = ", ".join(
+            f"{sd.treatment}: {f.engine}"
+            for sd, f in zip(self.design.stages, self.fits, strict=True)
+        )
         return (
             f"DTRPosterior({len(self.fits)} stages, {self.chains} chains x {self.draws} draws, "
             f"propagation={self.settings.propagation!r}, engines [{engines}], seed {self.random_seed})"

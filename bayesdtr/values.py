@@ -21,10 +21,11 @@ propensity or the Q-models are right; its disagreement with ``method="q"`` is a 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayesdtr.cluster import map_blocks
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.backward import Induction, propensity_for
 from bayesdtr.inference.draws import PropensityDraws, select_arm
@@ -93,14 +94,28 @@ class BootstrapWeights:
         return out
 
 
-def q_value(weights: BootstrapWeights, ind: Induction) -> np.ndarray:
+def q_value(weights: BootstrapWeights, ind: Induction, client: Any = None) -> np.ndarray:
     r"""Value draws by the Q-functions (flat, one per draw): :math:`\frac1n \sum_i \omega_i^{(s)}
-    Q_1^{d,(s)}(H_i, d_1(H_i))`, the regime of ``ind`` followed by its own backward induction."""
+    Q_1^{d,(s)}(H_i, d_1(H_i))`, the regime of ``ind`` followed by its own backward induction.
+
+    ``client``: where the blocks of draws run (:func:`bayesdtr.cluster.map_blocks`; None: here).
+    """
+    blocks = list(weights.chunks())
+    with ind.read_only(client is not None):
+        parts = map_blocks(_q_block, blocks, (weights, ind), client)
     out = np.empty(weights.n_samples)
-    for idx in weights.chunks():
-        w = weights.weights(idx)
-        for part in _parts(len(idx), ind.chunk_size(0)):
-            out[idx[part]] = np.sum(w[part] * ind.stage1_values(idx[part]), axis=1) / weights.n_units
+    for idx, vals in zip(blocks, parts, strict=True):
+        out[idx] = vals
+    return out
+
+
+def _q_block(idx: np.ndarray, shared: tuple[BootstrapWeights, Induction]) -> np.ndarray:
+    """The q value draws of one block of draws ``idx`` (a task of :func:`q_value`)."""
+    weights, ind = shared
+    w = weights.weights(idx)
+    out = np.empty(len(idx))
+    for part in _parts(len(idx), ind.chunk_size(0)):
+        out[part] = np.sum(w[part] * ind.stage1_values(idx[part]), axis=1) / weights.n_units
     return out
 
 
@@ -111,29 +126,50 @@ def _parts(length: int, step: int) -> Iterator[slice]:
         yield slice(start, min(length, start + step))
 
 
-def weighted_value(post: DTRPosterior, ind: Induction, method: str, *, ess: np.ndarray | None = None) -> np.ndarray:
+def weighted_value(
+    post: DTRPosterior,
+    ind: Induction,
+    method: str,
+    *,
+    ess: np.ndarray | None = None,
+    client: Any = None,
+) -> np.ndarray:
     r"""IPW or AIPW value draws (flat, one per posterior draw) of the regime of ``ind``.
 
     If ``ess`` (one entry per draw) is given, it receives the Kish effective sample size
     :math:`(\sum_i w_i)^2 / \sum_i w_i^2` of the weights :math:`w_i = \omega_i C_{K,i} / \bar\pi_{K,i}`.
+    ``client``: where the blocks of draws run (:func:`bayesdtr.cluster.map_blocks`; None: here).
     """
     check_propensities(post.design, post.propensities, method)
+    blocks = list(post.bootstrap.chunks())
+    with ind.read_only(client is not None):
+        parts = map_blocks(_weighted_block, blocks, (post.bootstrap, post.propensities, ind, method), client)
     out = np.empty(post.n_samples)
-    step = max(1, ind.chunk_size(0) // 2)  # unit_terms holds about twice the arrays of a Q pass
-    for block in post.bootstrap.chunks():
-        weights = post.bootstrap.weights(block)
-        for part in _parts(len(block), step):
-            idx, omega = block[part], weights[part]
-            num, ratio = unit_terms(ind, post.propensities, idx, method)
-            if ess is not None:
-                w = omega * ratio
-                sq = np.sum(w * w, axis=1)
-                ess[idx] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
-            den = ratio if method == "ipw" else None
-            if den is None and ind.design.ipcw is not None:  # dropout: a weighted mean of the AIPW terms
-                den = ind.design.ipcw.value_weights(idx)
-            out[idx] = pool(omega, num, den)
+    for block, (vals, block_ess) in zip(blocks, parts, strict=True):
+        out[block] = vals
+        if ess is not None:
+            ess[block] = block_ess
     return out
+
+
+def _weighted_block(block: np.ndarray, shared: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """IPW/AIPW value draws and weight ESS of one block of draws (a task of :func:`weighted_value`)."""
+    bootstrap, propensities, ind, method = shared
+    vals = np.empty(len(block))
+    ess = np.empty(len(block))
+    step = max(1, ind.chunk_size(0) // 2)  # unit_terms holds about twice the arrays of a Q pass
+    weights = bootstrap.weights(block)
+    for part in _parts(len(block), step):
+        idx, omega = block[part], weights[part]
+        num, ratio = unit_terms(ind, propensities, idx, method)
+        w = omega * ratio
+        sq = np.sum(w * w, axis=1)
+        ess[part] = np.where(sq > 0, np.sum(w, axis=1) ** 2 / np.where(sq > 0, sq, 1.0), 0.0)
+        den = ratio if method == "ipw" else None
+        if den is None and ind.design.ipcw is not None:  # dropout: a weighted mean of the AIPW terms
+            den = ind.design.ipcw.value_weights(idx)
+        vals[part] = pool(omega, num, den)
+    return vals, ess
 
 
 def pool(omega: np.ndarray, num: np.ndarray, den: np.ndarray | None = None) -> np.ndarray:

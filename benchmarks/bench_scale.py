@@ -8,6 +8,7 @@ Every case runs in its own fresh Python process (``--child``), so that its peak 
 | ``import`` | ``import bayesdtr`` in a fresh process (median of 7) | ``import numpy, pandas`` (what any analysis needs at least) |
 | ``whole_10k`` | ``two_stage_cont``, n = 10,000, stages without propensity models, ``fit(engine="conjugate", draws=1000, chains=4)`` + ``prob_optimal`` of both stages + ``value("optimal", method="q", crossfit=0)`` | a hand-written NumPy pipeline of the same computation (below) |
 | ``large`` | the same analysis at n = 1,000,000 (draws x chains from ``--large-draws``) plus ``value(static (1, 1), method="q")``: wall time and peak RSS | the dense (draws x units) float64 array it never builds |
+| ``dask`` (``--only dask``) | n = 100,000, 4 x ``--large-draws``: a static regime's q value and stage-1 P(optimal) with ``client=`` an in-process ``LocalCluster`` of one thread per core (cluster start not timed) | the same two queries in process (``client=None``) on an equal posterior; the results must be identical |
 | ``bmi_mcmc`` / ``bmi_conjugate`` | bmi with propensity models, ``fit(engine=...)`` + ``compare`` of 5 regimes with ``method="aipw"`` (the learned one by online sample splitting), each regime's value timed on its own (``--bmi-samplers nutpie nutpie-jax`` adds a row with nutpie's JAX backend) | each other; compile seconds per model, cold (fresh process) and warm (refit in it) |
 
 The NumPy pipeline (``numpy_pipeline``) is what one would write by hand for the same
@@ -24,6 +25,7 @@ Usage::
     python benchmarks/bench_scale.py --quick    # about 2 min: n = 2,000 and 100,000, no bmi
     python benchmarks/bench_scale.py --large-draws 1000   # n = 1e6 at 4 x 1,000 draws (long)
     python benchmarks/bench_scale.py --only bmi --out scale_bmi   # the bmi case alone
+    python benchmarks/bench_scale.py --only dask --out scale_dask # value blocks on dask vs here
 
 Writes ``benchmarks/results/scale.csv`` and ``scale.md`` (``--out`` to change the stem).
 """
@@ -100,6 +102,51 @@ def child_library(n: int, draws: int, chains: int, static: bool) -> dict:
         "value_sd": float(v.std()),
         "peak_rss_mb": rss_mb(),
     }
+    return out
+
+
+def child_dask(n: int, draws: int, threads: int) -> dict:
+    """Value and P(optimal) blocks in this process against a dask LocalCluster of threads."""
+    import logging
+
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    bd, df, stages = _two_stage(n)
+    model = bd.DTRModel(df, stages, outcome="Y")
+    static = bd.Regime.static(A1=1, A2=1)
+    posts = []
+    for _ in range(2):  # two equal posteriors (same seed): each keeps its own caches
+        post = model.fit(
+            draws=draws, chains=4, random_seed=1, progressbar=False, engine="conjugate"
+        )
+        post.induction_for(static)  # the static regime's stage-1 refit, not timed
+        posts.append(post)
+    out: dict = {}
+    t0 = time.perf_counter()
+    v_here = posts[0].value(static, method="q").values
+    out["here_value_s"] = time.perf_counter() - t0
+    p_here = posts[0].prob_optimal(1).to_numpy()
+    out["here_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=threads,
+        processes=False,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    out["cluster_start_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    v_dask = posts[1].value(static, method="q", client=client).values
+    out["dask_value_s"] = time.perf_counter() - t0
+    p_dask = posts[1].prob_optimal(1, client=client).to_numpy()
+    out["dask_s"] = time.perf_counter() - t0
+    client.close()
+    cluster.close()
+    out["identical"] = bool(np.array_equal(v_here, v_dask) and np.array_equal(p_here, p_dask))
+    out["peak_rss_mb"] = rss_mb()
     return out
 
 
@@ -214,6 +261,12 @@ def child_bmi(engine: str, sampler: str = "nutpie") -> dict:
     out["compare_s"] = time.perf_counter() - t1
     out["total_s"] = time.perf_counter() - t0
     out["optimal_value"] = float(tab.loc["optimal", "mean"])
+    out["value_mean"] = {name: float(tab.loc[name, "mean"]) for name in regimes}
+    # which engine refitted (or reused) each stage of each regime's value
+    out["stage_fits"] = {
+        name: post.value(regime, method="aipw").attrs.get("stage_fits", "")
+        for name, regime in regimes.items()
+    }
     again = model.fit(
         engine=engine, sampler=sampler, random_seed=2, progressbar=False, warn=False
     )  # same structures: warm
@@ -279,7 +332,7 @@ def main() -> None:
     ap.add_argument(
         "--only",
         nargs="+",
-        choices=("import", "whole", "large", "bmi"),
+        choices=("import", "whole", "large", "bmi", "dask"),
         default=("import", "whole", "large", "bmi"),
         help="run only these cases",
     )
@@ -308,6 +361,8 @@ def main() -> None:
             out = child_library(int(rest[0]), int(rest[1]), int(rest[2]), rest[3] == "1")
         elif kind == "numpy":
             out = child_numpy(int(rest[0]), int(rest[1]), int(rest[2]))
+        elif kind == "dask":
+            out = child_dask(int(rest[0]), int(rest[1]), int(rest[2]))
         else:
             out = child_bmi(*rest)
         print(json.dumps(out, default=float))
@@ -357,6 +412,8 @@ def main() -> None:
         run_whole(args, n_whole, draws_whole, row)
     if "large" in args.only:
         run_large(n_large, large_draws, row)
+    if "dask" in args.only:
+        run_dask(100_000 if not args.quick else 20_000, large_draws, row)
     if "bmi" in args.only and not (args.quick or args.no_bmi):
         run_bmi(args.bmi_samplers, row)
     load1 = os.getloadavg()
@@ -401,10 +458,34 @@ def run_large(n_large: int, large_draws: int, row) -> None:
     )
 
 
+def run_dask(n: int, draws: int, row) -> None:
+    threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    r = run_child(["dask", str(n), str(draws), str(threads)], 1800)
+    row(
+        "dask",
+        f"n={n:,}, 4x{draws}: static q value + P(optimal) stage 1 on a LocalCluster "
+        f"({threads} threads)",
+        r.get("dask_s"),
+        r.get("here_s"),
+        "the same in process",
+        peak_rss_mb=r.get("peak_rss_mb"),
+        check=r.get("error", "")
+        or f"value {r.get('dask_value_s', 0):.2f} s vs {r.get('here_value_s', 0):.2f} s, P(optimal) "
+        f"{r.get('dask_s', 0) - r.get('dask_value_s', 0):.2f} s vs {r.get('here_s', 0) - r.get('here_value_s', 0):.2f} s "
+        "(in process it is a plug-in value pass that tallies); "
+        f"identical: {r.get('identical')}; cluster start {r.get('cluster_start_s', 0):.2f} s (not timed)",
+    )
+
+
 def _parts(r: dict) -> str:
     """Where a bmi analysis's seconds went: compile and sampling per model, value per regime."""
     out = []
-    for key, label in (("compile_cold", "compile"), ("sample_s", "sample"), ("value_s", "value")):
+    for key, label in (
+        ("compile_cold", "compile"),
+        ("sample_s", "sample"),
+        ("value_s", "value"),
+        ("value_mean", "posterior mean"),
+    ):
         d = r.get(key) or {}
         out.append(f"{label} " + ", ".join(f"{k} {v:.1f}" for k, v in d.items()))
     return "; ".join(out)
@@ -430,6 +511,7 @@ def run_bmi(samplers: list[str], row) -> None:
             baseline_compare_s=c.get("compare_s"),
             engines=m.get("engines"),
             parts=_parts(m),
+            stage_fits=json.dumps(m.get("stage_fits") or {}),
             baseline_parts=_parts(c),
             check=m.get("error", c.get("error", "")),
         )
@@ -447,12 +529,12 @@ def run_bmi(samplers: list[str], row) -> None:
 
 def write_results(args, rows: list[dict], load0, load1) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    env = environment()  # before the results are written, which would mark the tree dirty
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in rows[0], k))
     with open(RESULTS / f"{args.out}.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    env = environment()
     lines = [
         f"# Scale benchmark ({'--quick' if args.quick else 'default'})",
         "",
@@ -482,7 +564,8 @@ def write_results(args, rows: list[dict], load0, load1) -> None:
             notes = (
                 f"mcmc fit {f(r.get('fit_s'), '.1f')} + compare {f(r.get('compare_s'), '.1f')}; conjugate fit "
                 f"{f(r.get('baseline_fit_s'), '.1f')} + compare {f(r.get('baseline_compare_s'), '.1f')}; "
-                f"engines {r.get('engines')}. MCMC: {r.get('parts')}. Conjugate: {r.get('baseline_parts')} {notes}"
+                f"engines {r.get('engines')}. MCMC: {r.get('parts')}. Conjugate: {r.get('baseline_parts')}. "
+                f"MCMC stage fits per regime: {r.get('stage_fits')} {notes}"
             )
         if r["case"] == "whole":
             cpu = (

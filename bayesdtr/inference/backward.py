@@ -32,15 +32,17 @@ Nothing of stage k flows back into stage k+1 (Plummer 2015).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from bayesdtr.cluster import map_blocks
 from bayesdtr.constants import CHUNK_ELEMENTS
 from bayesdtr.data.design import DTRDesign, StageDesign
-from bayesdtr.exceptions import RegimeError
+from bayesdtr.exceptions import FitError, RegimeError
 from bayesdtr.inference.draws import (
     PropensityDraws,
     StageDraws,
@@ -50,15 +52,26 @@ from bayesdtr.inference.draws import (
     q_response,
     select_arm,
 )
-from bayesdtr.inference.engines import ENGINES, StageEngine, stage_engines
+from bayesdtr.inference.engines import ENGINES, StageEngine, refit_engines, stage_engines
 from bayesdtr.models.families import GAUSSIAN, Family, family_of
 from bayesdtr.models.priors import StagePriors
 from bayesdtr.regimes import Regime
 
 # propensity_for and stage_engines live in draws.py and engines/; re-exported for their callers
-__all__ = ["FitSettings", "Induction", "propensity_for", "regime_codes", "stage_engines"]
+__all__ = [
+    "FitSettings",
+    "Induction",
+    "propensity_for",
+    "refit_engines",
+    "regime_codes",
+    "reusable_stages",
+    "stage_engines",
+]
 
 Propagation = Literal["mean", "predictive", "augmented", "modal"]
+
+#: Tasks that :meth:`Induction.tally_all` splits the draws into (at most).
+TALLY_TASKS = 32
 
 
 @dataclass
@@ -94,7 +107,10 @@ class Induction:
     Each stage is fitted by a stage engine (:mod:`bayesdtr.inference.engines`): the one the
     table :func:`~bayesdtr.inference.engines.stage_engines` chooses from ``settings`` and
     ``priors``, or, with ``engines=``, the given engine objects (one per stage; e.g. the
-    bootstrap replicates of the frequentist baseline).
+    bootstrap replicates of the frequentist baseline, or
+    :func:`~bayesdtr.inference.engines.refit_engines` for a regime's refits).
+    ``origins[k]`` says how stage k's draws came about after :meth:`run`: the engine's name, or
+    ``"reused"`` for draws taken over from another induction.
     """
 
     def __init__(
@@ -114,27 +130,69 @@ class Induction:
         self.propensities = propensities
         self.regime = regime
         if engines is None:
-            self.engine_objects: list[StageEngine] = [ENGINES[name] for name in stage_engines(design, settings, priors)]
+            self.engine_objects: list[StageEngine] = [
+                ENGINES[name] for name in stage_engines(design, settings, priors)
+            ]
         else:
             self.engine_objects = list(engines)
         self.engines = [e.name for e in self.engine_objects]
         self.K = len(design.stages)
         self.fits: list[StageDraws | None] = [None] * self.K
+        self.origins: list[str] = [""] * self.K
         self.samplers = samplers if samplers is not None else {}
         seeds = seed.spawn(self.K + 1)
         self.rngs = [np.random.default_rng(s) for s in seeds]
         self._fixed: dict[int, np.ndarray] = {}
         self._map: dict[int, np.ndarray] = {}
         self._tallies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        #: Whether decisions are tallied (off while blocks run on other threads or machines).
+        self.tallying = True
         regime.check_covers(design.treatments)
 
     # ------------------------------------------------------------------ public
-    def run(self, *, last: StageDraws | None = None) -> list[StageDraws]:
-        """Fit every stage backwards; ``last`` reuses draws of the last stage (whose model does
-        not depend on the regime)."""
+    def run(
+        self, *, last: StageDraws | None = None, reuse: Sequence[StageDraws | None] | None = None
+    ) -> list[StageDraws]:
+        """Fit every stage backwards.
+
+        ``last`` reuses draws of the last stage (whose model does not depend on the regime);
+        ``reuse[k]``, where not None, are stage k's draws from another induction on the same
+        design whose regime takes the same decisions at every stage after k (so stage k's
+        targets are the same): see :func:`reusable_stages`. A reused stage's ancestors must
+        point into the draws this induction holds for stage k+1 (reused as well).
+        """
+        given = list(reuse) if reuse is not None else [None] * self.K
+        if last is not None:
+            given[-1] = last
         for k in reversed(range(self.K)):
-            self.fits[k] = last if (k == self.K - 1 and last is not None) else self._fit_stage(k)
+            if given[k] is not None:
+                if k < self.K - 1 and self.origins[k + 1] != "reused":
+                    raise FitError(
+                        f"reuse= gives stage {k + 1}'s draws but stage {k + 2} is refitted: the "
+                        "reused ancestors would point into other draws. Reuse a suffix of stages."
+                    )
+                self.fits[k], self.origins[k] = given[k], "reused"
+            else:
+                self.fits[k] = self._fit_stage(k)
+                self.origins[k] = self.engines[k]
         return self.fits  # type: ignore[return-value]
+
+    def refits(self, fitted: Sequence[str] | None = None) -> str:
+        """How each stage's draws came about, in words (``value()`` attrs ``stage_fits``).
+
+        ``fitted``: the engines of the posterior's own fit, so that a refit by another engine
+        (a NUTS stage refitted by ``"conjugate"`` or ``"gibbs"``) says so.
+        """
+        parts = []
+        for k, (sd, origin) in enumerate(zip(self.design.stages, self.origins, strict=True)):
+            if origin == "reused":
+                what = "fit reused"
+            elif fitted is not None and fitted[k] != origin:
+                what = f"{origin} (the fit used {fitted[k]}; same model)"
+            else:
+                what = origin or "not fitted"
+            parts.append(f"{sd.treatment}: {what}")
+        return ", ".join(parts)
 
     def family(self, k: int) -> str:
         """Name of stage k's outcome family (Gaussian before the last stage)."""
@@ -186,11 +244,16 @@ class Induction:
 
     def _tally(self, k: int, d: np.ndarray, idx: np.ndarray) -> None:
         """Count the optimal arms ``d`` (len(idx), n_k) of draws ``idx`` not yet counted."""
+        if not self.tallying:
+            return
         sd = self.design.stages[k]
         tally = self._tallies.get(k)
         if tally is None:
             # arm-first integer counts of arms 1..m-1 (arm 0: the draws seen minus the others)
-            tally = (np.zeros((sd.n_arms, sd.n_units), dtype=np.int64), np.zeros(self.fits[k].n, dtype=bool))  # type: ignore[union-attr]
+            tally = (
+                np.zeros((sd.n_arms, sd.n_units), dtype=np.int64),
+                np.zeros(self.fits[k].n, dtype=bool),  # type: ignore[union-attr]
+            )
             self._tallies[k] = tally
         counts, seen = tally
         uniq, first = np.unique(idx, return_index=True)
@@ -204,6 +267,31 @@ class Induction:
                 for j in range(1, sd.n_arms):
                     counts[j] += np.count_nonzero(dn == j, axis=0)
 
+    def tally_all(self, k: int, client: Any = None) -> None:
+        """Tally the optimal arms of every draw of stage k not yet tallied, here or as dask tasks
+        (:func:`bayesdtr.cluster.map_blocks`); the integer counts are the same either way.
+
+        Each task counts :data:`TALLY_TASKS`-th of the draws, in chunks of :meth:`chunk_size`
+        draws, and returns one (arms x units) array of counts; they are summed as they arrive.
+        """
+        tally = self._tallies.get(k)
+        n = self.fits[k].n  # type: ignore[union-attr]
+        todo = np.arange(n) if tally is None else np.flatnonzero(~tally[1])
+        if not len(todo):
+            return
+        step = self.chunk_size(k)
+        per_task = step * max(1, -(-len(todo) // (step * TALLY_TASKS)))  # whole chunks per task
+        blocks = [todo[start : start + per_task] for start in range(0, len(todo), per_task)]
+        with self.read_only(client is not None, propagates=False):
+            total = map_blocks(_count_block, blocks, (self, k), client, combine=np.add)
+        sd = self.design.stages[k]
+        if tally is None:
+            tally = (np.zeros((sd.n_arms, sd.n_units), dtype=np.int64), np.zeros(n, dtype=bool))
+            self._tallies[k] = tally
+        counts, seen = tally
+        counts[1:] += total[1:]
+        seen[todo] = True
+
     def decision_counts(self, k: int) -> np.ndarray | None:
         """Per-unit counts of each arm being optimal over all draws of stage k, if all were seen:
         (n_k, m) floats."""
@@ -214,10 +302,41 @@ class Induction:
         counts[0] = len(tally[1]) - counts[1:].sum(axis=0)
         return counts.T
 
+    @contextmanager
+    def read_only(self, on: bool = True, *, propagates: bool = True) -> Iterator[None]:
+        """Prepare every cache a value pass reads, then stop tallying, so that blocks of draws
+        can run concurrently or on other machines without changing this induction (``on``:
+        whether to; a no-op otherwise).
+
+        Where the blocks propagate values (``propagates``), refuses ``propagation="predictive"``
+        (its draws follow the order in which blocks run).
+        """
+        if not on:
+            yield
+            return
+        if propagates and self.settings.propagation == "predictive" and self.K > 1:
+            raise FitError(
+                "client= cannot run value blocks with propagation='predictive': its predictive "
+                "draws follow the order in which blocks run, so the result would depend on the "
+                "cluster. Leave client=None, or fit with propagation='modal' (the default)."
+            )
+        for k, sd in enumerate(self.design.stages):
+            if not self.regime.follows_optimal(sd.treatment):
+                self.fixed_decisions(k)
+            elif k > 0 and self.settings.propagation == "modal":
+                self.map_decisions(k)
+        before, self.tallying = self.tallying, False
+        try:
+            yield
+        finally:
+            self.tallying = before
+
     def fixed_decisions(self, k: int) -> np.ndarray:
         if k not in self._fixed:
             sd = self.design.stages[k]
-            self._fixed[k] = regime_codes(self.regime, sd, self.design.data.iloc[sd.units], sd.feasible)
+            self._fixed[k] = regime_codes(
+                self.regime, sd, self.design.data.iloc[sd.units], sd.feasible
+            )
         return self._fixed[k]
 
     def target_for_fit(self, k: int, idx_next: np.ndarray | None) -> np.ndarray:
@@ -264,7 +383,9 @@ class Induction:
                 V[:, cols] = T[:, cols] + qd - qa
         else:  # predictive
             sigma = self.fits[k].sigma  # type: ignore[union-attr]
-            draw = self.outcome_family(k).predictive(self.rngs[k], qd, None if sigma is None else sigma[idx])
+            draw = self.outcome_family(k).predictive(
+                self.rngs[k], qd, None if sigma is None else sigma[idx]
+            )
             V[:, cols] = np.where(d == sd.a[None, :], T[:, cols], draw)
         return V
 
@@ -291,6 +412,34 @@ class Induction:
     # ------------------------------------------------------------------ fitting
     def _fit_stage(self, k: int) -> StageDraws:
         return self.engine_objects[k].fit(self, k)
+
+
+def _count_block(idx: np.ndarray, shared: tuple[Induction, int]) -> np.ndarray:
+    """How often each arm is optimal for each unit of stage k over draws ``idx``, counted in
+    chunks of :meth:`Induction.chunk_size` draws: (m, n_k) integers."""
+    ind, k = shared
+    sd = ind.design.stages[k]
+    out = np.zeros((sd.n_arms, sd.n_units), dtype=np.int64)
+    step = ind.chunk_size(k)
+    for start in range(0, len(idx), step):
+        d = best_arm(ind.q_observed(k, idx[start : start + step]), sd.feasible)[0]
+        for j in range(sd.n_arms):
+            out[j] += np.count_nonzero(d == j, axis=0)
+    return out
+
+
+def reusable_stages(design: DTRDesign, regime: Regime) -> list[bool]:
+    """Whether stage k's fit under the optimal regime serves ``regime`` too, per stage.
+
+    Stage k's targets depend on the regime only through the decisions it takes at the stages
+    after k, so the optimal regime's fit of stage k is the fit of every regime that follows the
+    optimal rule at all later stages (always true of the last stage).
+    """
+    out = [False] * len(design.stages)
+    for k in reversed(range(len(design.stages))):
+        later = design.stages[k + 1 :]
+        out[k] = all(regime.follows_optimal(sd.treatment) for sd in later)
+    return out
 
 
 def regime_codes(regime: Regime, sd: StageDesign, rows, feasible: np.ndarray) -> np.ndarray:

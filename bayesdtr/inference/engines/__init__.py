@@ -11,6 +11,16 @@ imputations), ``"mcmc"`` (NUTS, multiple imputation). :func:`stage_engines` appl
 - a stage declared ``q=bd.BART(...)`` is always fitted by ``"bart"`` (which raises if it refuses).
 
 A requested engine that refuses a stage raises its :class:`~bayesdtr.exceptions.FitError`.
+
+:func:`refit_engines` chooses the engines of *refits* (a fixed regime's earlier stages, the
+sample-split value's training chunks): the fit's own engines, except that a stage the fit sampled
+by NUTS (``"mcmc"``) but which is conditionally conjugate is refitted by ``"conjugate"`` (linear
+Gaussian, no groups, default priors) or ``"gibbs"`` (with groups, default priors). Those engines
+sample the same model as NUTS there: the default Gaussian stage model of
+:mod:`bayesdtr.models.outcome` *is* the Normal-Inverse-Gamma prior of
+:func:`~bayesdtr.models.priors.nig_hyper` (same hyperparameters, same centred design), and the
+Gibbs sampler takes the NUTS model's own data containers (``tests/test_gibbs.py`` compares the
+two). Bernoulli and survival stages, user priors and dropout keep their engine.
 """
 
 from __future__ import annotations
@@ -30,7 +40,15 @@ from bayesdtr.models.priors import StagePriors
 if TYPE_CHECKING:
     from bayesdtr.inference.backward import FitSettings
 
-__all__ = ["AUTO", "ENGINES", "StageEngine", "closed_form_reasons", "stage_engines"]
+__all__ = [
+    "AUTO",
+    "ENGINES",
+    "FAST_REFIT",
+    "StageEngine",
+    "closed_form_reasons",
+    "refit_engines",
+    "stage_engines",
+]
 
 #: Stage engines by name.
 ENGINES: dict[str, StageEngine] = {
@@ -72,6 +90,34 @@ def stage_engines(
         if why is not None:
             raise FitError(why)
         out.append(requested)
+    return out
+
+
+#: Engines that refit a stage the fit sampled by NUTS, when one accepts it (first that does).
+FAST_REFIT: tuple[str, ...] = ("conjugate", "gibbs")
+
+
+def refit_engines(
+    design: DTRDesign, settings: FitSettings, priors: Mapping[str, StagePriors]
+) -> list[StageEngine]:
+    """The engine of each stage for a refit on ``design`` (see the module docstring).
+
+    ``stage_engines`` gives the fit's engines; where that is ``"mcmc"`` and ``"conjugate"`` or
+    ``"gibbs"`` accepts the stage, the refit uses it: the same posterior, without per-imputation
+    NUTS runs. With dropout (``design.ipcw``) nothing changes.
+    """
+    out = []
+    for k, name in enumerate(stage_engines(design, settings, priors)):
+        if name == "mcmc" and design.ipcw is None:
+            name = next(
+                (
+                    fast
+                    for fast in FAST_REFIT
+                    if ENGINES[fast].refusal(design, settings, priors, k) is None
+                ),
+                name,
+            )
+        out.append(ENGINES[name])
     return out
 
 
