@@ -35,7 +35,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,14 +48,12 @@ from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
 from bayesdtr.data.frames import attr_text, file_error, node_dataset, parse_json
 from bayesdtr.data.spec import Stage
 from bayesdtr.data.stored import design_datasets, design_from_tree, rebuild_design
-from bayesdtr.exceptions import FileFormatError, PriorError
+from bayesdtr.exceptions import FileFormatError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
 from bayesdtr.inference.engines.bart import q_units_of
-from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
-
-if TYPE_CHECKING:
-    from pymc_extras.prior import Prior
+from bayesdtr.models.priors import StagePriors
+from bayesdtr.prior_io import priors_from, priors_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -178,31 +176,6 @@ def _propensity_dataset(
     return xr.Dataset(data, coords=coords)
 
 
-def _priors_json(priors: StagePriors, treatment: str) -> str:
-    from pymc_extras.prior import Prior  # imported when needed: `import bayesdtr` stays light
-
-    out = {}
-    for name, p in priors.overrides.items():
-        ok = isinstance(p, Prior)
-        if ok:
-            try:
-                plain = p.to_dict()
-                text = json.dumps(plain)
-                ok = prior_from_plain(json.loads(text), "<check>", name).to_dict() == json.loads(
-                    text
-                )
-            except (TypeError, ValueError, FileFormatError):
-                ok = False
-        if not ok:
-            raise PriorError(
-                f"Prior {name!r} of stage {treatment!r} ({p!r:.80}) cannot be stored in a posterior "
-                "file: files hold pymc_extras.prior.Prior objects of PyMC distributions with "
-                "numeric parameters. Use such a Prior, or keep this posterior in memory."
-            )
-        out[name] = plain
-    return json.dumps(out)
-
-
 def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
     ent = seed.entropy
     entropy = (
@@ -239,7 +212,7 @@ def build_tree(
     index = nodes["/data"]["obs"].values
     for k, sd in enumerate(design.stages):
         base = f"/stage_{k + 1}"
-        nodes[f"{base}/design"].attrs["priors"] = _priors_json(
+        nodes[f"{base}/design"].attrs["priors"] = priors_json(
             parts.priors[sd.treatment], sd.treatment
         )
         fit = parts.fits[k]
@@ -369,86 +342,6 @@ def _fsync_folder(folder: str) -> None:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
-    """A ``Prior`` from its plain-dictionary form, through an allowlist (no text is evaluated):
-    a PyMC distribution class name, numeric parameters or nested priors, dims and a transform name."""
-    if (
-        depth > 6
-        or not isinstance(d, dict)
-        or not set(d) <= {"dist", "kwargs", "centered", "dims", "transform"}
-    ):
-        raise file_error(source, f"prior {where} is not a stored Prior")
-    import pymc as pm
-    from pymc_extras.prior import Prior
-
-    dist = d.get("dist")
-    cls = (
-        getattr(pm, dist, None)
-        if isinstance(dist, str) and re.fullmatch(r"[A-Z][A-Za-z0-9]{0,40}", dist)
-        else None
-    )
-    if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
-        raise file_error(
-            source,
-            f"prior {where} names distribution {dist!r:.40}, which is not a PyMC distribution",
-        )
-    kwargs = {}
-    raw = d.get("kwargs", {})
-    if not isinstance(raw, dict):
-        raise file_error(source, f"prior {where} parameters are not a dictionary")
-    for key, val in raw.items():
-        if not isinstance(key, str) or not key.isidentifier():
-            raise file_error(source, f"prior {where} has a parameter name {key!r:.40}")
-        if isinstance(val, dict):
-            kwargs[key] = prior_from_plain(val, source, f"{where}.{key}", depth + 1)
-        elif isinstance(val, bool) or not isinstance(val, int | float | list):
-            raise file_error(
-                source, f"prior {where} parameter {key!r} is {type(val).__name__}, not a number"
-            )
-        else:
-            arr = np.asarray(val)
-            if arr.dtype.kind not in "if" or not np.all(np.isfinite(arr)):
-                raise file_error(source, f"prior {where} parameter {key!r} is not finite numbers")
-            kwargs[key] = arr if isinstance(val, list) else val
-    dims = d.get("dims")
-    if dims is not None and not (
-        isinstance(dims, str) or (isinstance(dims, list) and all(isinstance(x, str) for x in dims))
-    ):
-        raise file_error(source, f"prior {where} dims must be names")
-    transform = d.get("transform")
-    if transform is not None and not (isinstance(transform, str) and transform.isidentifier()):
-        raise file_error(source, f"prior {where} transform {transform!r:.40} is not a name")
-    centered = d.get("centered", True)
-    if not isinstance(centered, bool):
-        raise file_error(source, f"prior {where} 'centered' must be true or false")
-    try:
-        return Prior(
-            dist,
-            dims=tuple(dims) if isinstance(dims, list) else dims,
-            centered=centered,
-            transform=transform,
-            **kwargs,
-        )
-    except Exception as err:  # pymc-extras raises several types for bad parameters
-        raise file_error(
-            source, f"prior {where} cannot be rebuilt ({type(err).__name__}: {str(err)[:100]})"
-        ) from None
-
-
-def _priors_from(attrs: dict, treatment: str, source: str, where: str) -> StagePriors:
-    plain = parse_json(attrs.get("priors", "{}"), source, f"{where} priors")
-    if not isinstance(plain, dict):
-        raise file_error(source, f"{where} priors must be a dictionary")
-    out = StagePriors()
-    for name, d in plain.items():
-        if name not in PRIOR_NAMES:
-            raise file_error(
-                source, f"{where} names an unknown prior {name!r:.40} (known: {list(PRIOR_NAMES)})"
-            )
-        out.overrides[name] = prior_from_plain(d, source, f"{treatment}.{name}")
-    return out
 
 
 def _settings_from(attrs: dict, source: str) -> FitSettings:
@@ -792,7 +685,7 @@ def _stages_from(
     for k, sd in enumerate(design.stages):
         fits.append(_stage_draws(tree, k, design, C, D, source))
         props.append(_propensity_draws(tree, k, design, C, D, source))
-        priors[sd.treatment] = _priors_from(
+        priors[sd.treatment] = priors_from(
             tree[f"stage_{k + 1}"]["design"].attrs, sd.treatment, source, f"/stage_{k + 1}/design"
         )
     if fits[-1].ancestor is not None:
