@@ -23,7 +23,14 @@ Layout (format 2)::
     /stage_k/sample_stats   diverging, n_steps (MCMC stages)
     /stage_k/propensity     propensity_coef (chain, draw, contrast_arm, propensity_term) or known (arm)
     /policy/stage_k         prob_optimal (obs, arm) of the units that reach stage k
-    /value                  optimal (chain, draw): the value posterior of the optimal regime
+    /value                  optimal (chain, draw): the value posterior of the optimal regime;
+                            absent for a censored survival outcome (its value needs a horizon)
+
+A censored survival outcome (``family`` lognormal or weibull) adds ``event`` (obs) to
+``/design`` and its column name as the attribute ``event``; each stage's ``reward`` holds its
+time to the next decision, and every stage's ``/posterior`` has ``sigma``, the AFT scale draws.
+Files without the ``event`` attribute (written before survival outcomes were stored) read as
+uncensored, as they were written.
 """
 
 from __future__ import annotations
@@ -185,7 +192,7 @@ def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
 
 
 def build_tree(
-    parts: PosteriorParts, *, prob_optimal: Sequence[pd.DataFrame], value: xr.DataArray
+    parts: PosteriorParts, *, prob_optimal: Sequence[pd.DataFrame], value: xr.DataArray | None
 ) -> xr.DataTree:
     """Assemble the full DataTree of a posterior (layout in the module docstring).
 
@@ -195,8 +202,9 @@ def build_tree(
         The posterior's design, draws, priors, seeds and settings.
     prob_optimal : list of pandas.DataFrame
         P(arm optimal) of each stage's units (obs x arm), one per stage.
-    value : xarray.DataArray
-        The value posterior of the optimal regime (chain, draw).
+    value : xarray.DataArray or None
+        The value posterior of the optimal regime (chain, draw); None writes no ``/value`` node
+        (a censored survival outcome, whose value needs a horizon).
 
     Returns
     -------
@@ -231,7 +239,8 @@ def build_tree(
             coords={"obs": index[sd.units], "arm": arm_array(sd.arms)},
             attrs={"treatment": sd.treatment},
         )
-    nodes["/value"] = xr.Dataset({"optimal": value})
+    if value is not None:
+        nodes["/value"] = xr.Dataset({"optimal": value})
     tree = xr.DataTree.from_dict(nodes)
     tree.attrs.update(
         {
@@ -434,7 +443,8 @@ def _stage_draws(
     engine, family = attr_text(ds.attrs, "engine"), attr_text(ds.attrs, "family")
     if engine not in _ENGINES:
         raise file_error(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
-    if family != (design.family if last else "gaussian"):
+    survival = design.event is not None  # every stage of a survival design is a censored AFT
+    if family != (design.family if last or survival else "gaussian"):
         raise file_error(source, f"{where} family {family!r:.40} does not match the design")
     q_model = None
     if engine == "bart":  # a BART stage stores its units' Q evaluations, not coefficients
@@ -448,7 +458,7 @@ def _stage_draws(
             raise file_error(source, f"{where} psi of the reference arm must be 0")
         theta = np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1)
     sigma = None
-    if family == "gaussian":
+    if family == "gaussian" or survival:  # a survival stage: its AFT scale
         sigma = _draws(ds, "sigma", (C, D), source, where).reshape(S)
         if np.any(sigma <= 0):
             raise file_error(source, f"{where} sigma must be positive")

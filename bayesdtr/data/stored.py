@@ -40,9 +40,11 @@ from bayesdtr.data.frames import (
     parse_json,
 )
 from bayesdtr.data.spec import KnownPropensity, Stage
+from bayesdtr.data.survival import SURVIVAL_FAMILIES
 from bayesdtr.exceptions import SpecificationError
 
 __all__ = ["StoredStage", "design_datasets", "design_from_tree", "rebuild_design"]
+
 
 @dataclass(frozen=True)
 class StoredStage:
@@ -76,7 +78,9 @@ def _stored_q(attrs: dict, source: str, where: str) -> BART | None:
     try:
         return BART.from_json(str(text))  # json.loads and checked fields: nothing is evaluated
     except (ValueError, TypeError) as exc:
-        raise file_error(source, f"{where}: q_model is not a stored BART specification ({exc})") from None
+        raise file_error(
+            source, f"{where}: q_model is not a stored BART specification ({exc})"
+        ) from None
 
 
 def _arms_for_file(sd: StageDesign) -> np.ndarray:
@@ -148,6 +152,8 @@ def design_datasets(design: DTRDesign) -> dict[str, xr.Dataset]:
     root: dict[str, Any] = {"y": (("obs",), design.y.astype(float))}
     if design.group_codes is not None:
         root["group_code"] = (("obs",), design.group_codes.astype(np.int64))
+    if design.event is not None:  # a censored survival outcome: its 0/1 event indicator
+        root["event"] = (("obs",), design.event.astype(float))
     nodes["/design"] = xr.Dataset(
         root,
         attrs={
@@ -156,6 +162,7 @@ def design_datasets(design: DTRDesign) -> dict[str, xr.Dataset]:
             "group": design.group or "",
             "id": design.id or "",
             "treatments": json.dumps(design.treatments),
+            "event": design.event_column or "",
         },
     )
     for sd in design.stages:
@@ -331,11 +338,20 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
     id_ = attr_str(ds.attrs, "id", source, where, empty=True) or None
     treatments = parse_json(ds.attrs.get("treatments"), source, "/design treatments")
     columns = set(df.columns)
-    if family not in ("gaussian", "bernoulli"):
+    families = ("gaussian", "bernoulli", *SURVIVAL_FAMILIES)
+    if family not in families:
+        raise file_error(source, f"/design family {family!r:.40} is not one of {list(families)}")
+    # files written before survival families were stored have no 'event' attribute: uncensored
+    event_col = (
+        attr_str(ds.attrs, "event", source, where, empty=True) if "event" in ds.attrs else None
+    ) or None
+    if (event_col is None) != (family not in SURVIVAL_FAMILIES):
         raise file_error(
-            source, f"/design family {family!r:.40} is not one of ['gaussian', 'bernoulli']"
+            source,
+            f"/design family {family!r} with event column {event_col!r:.60}: a survival family "
+            f"({list(SURVIVAL_FAMILIES)}) needs its event column and no other family has one",
         )
-    for what, col in (("outcome", outcome), ("group", group), ("id", id_)):
+    for what, col in (("outcome", outcome), ("group", group), ("id", id_), ("event", event_col)):
         if col is not None and col not in columns:
             raise file_error(source, f"/design {what} column {col!r:.60} is not a column of /data")
     if (
@@ -351,6 +367,7 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
         raise file_error(
             source, f"/design y does not match the outcome column {outcome!r} of /data"
         )
+    event = _event_from(ds, df, event_col, y, source)
     group_levels: list[Any] = []
     group_codes = None
     if group is not None:
@@ -386,7 +403,29 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
         group_codes=group_codes,
         id=id_,
         data_hash=data_hash(df),
+        event=event,
+        event_column=event_col,
     )
+
+
+def _event_from(
+    ds: xr.Dataset, df: pd.DataFrame, event_col: str | None, y: np.ndarray, source: str
+) -> np.ndarray | None:
+    """The stored 0/1 event indicator of a survival design, checked against ``/data`` (None if
+    the outcome is not censored)."""
+    if event_col is None:
+        if "event" in ds.variables:
+            raise file_error(source, "/design has an event variable but no event column")
+        return None
+    event = _array(ds, "event", ("obs",), "f", source, "/design")
+    column = pd.to_numeric(df[event_col], errors="coerce").to_numpy(dtype=float)
+    if not np.array_equal(event, column) or not np.all(np.isin(event, (0.0, 1.0))):
+        raise file_error(
+            source, f"/design event does not match the 0/1 event column {event_col!r} of /data"
+        )
+    if not np.all(y > 0):
+        raise file_error(source, "/design y holds survival times, which must all be > 0")
+    return event.astype(float)
 
 
 # --------------------------------------------------------------------------- live stages
@@ -447,6 +486,7 @@ def rebuild_design(stored: DTRDesign, stages: Any, source: str) -> DTRDesign:
         family=stored.family,
         group=stored.group,
         id=stored.id,
+        event=stored.event_column,
     )
     for old, new in zip(stored.stages, live.stages, strict=True):
         _check_same(old, new, source)
