@@ -29,6 +29,11 @@ Layout (format 2)::
 A censored survival outcome (``family`` lognormal or weibull) adds ``event`` (obs) to
 ``/design`` and its column name as the attribute ``event``; each stage's ``reward`` holds its
 time to the next decision, and every stage's ``/posterior`` has ``sigma``, the AFT scale draws.
+Dropout before stage k (``censoring=``) adds to ``/stage_k/design`` the censoring model's
+design: ``censoring_at_risk`` and ``censoring_remained`` (risk), ``X_censoring`` (risk,
+censoring_term), attrs ``censoring_formula`` (for reading only), and its draws as
+``/stage_k/censoring``: ``censoring_coef`` (chain, draw, censoring_term), ``stat_<name>``. The
+inverse-probability-of-censoring weights are recomputed from them exactly as the fit did.
 Files without the ``event`` attribute (written before survival outcomes were stored) read as
 uncensored, as they were written.
 """
@@ -183,6 +188,23 @@ def _propensity_dataset(
     return xr.Dataset(data, coords=coords)
 
 
+def _censoring_dataset(terms: Sequence[str], cr: PropensityDraws) -> xr.Dataset:
+    """The draws of a stage's censoring (dropout) model: P(remain) = logit^-1(z' gamma)."""
+    assert cr.gamma is not None
+    C, D = cr.chains, cr.draws
+    data: dict[str, Any] = {
+        "censoring_coef": (("chain", "draw", "censoring_term"), cr.gamma.reshape(C, D, -1))
+    }
+    for name, arr in cr.stats.items():
+        data[f"stat_{name}"] = (("chain", "draw"), arr.reshape(C, D))
+    coords = {
+        "chain": np.arange(C),
+        "draw": np.arange(D),
+        "censoring_term": np.asarray(list(terms), dtype=object),
+    }
+    return xr.Dataset(data, coords=coords)
+
+
 def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
     ent = seed.entropy
     entropy = (
@@ -234,6 +256,9 @@ def build_tree(
         pr = parts.propensities[k]
         if pr is not None:
             nodes[f"{base}/propensity"] = _propensity_dataset(sd, pr, design.group_levels)
+        cr = None if design.ipcw is None else design.ipcw.draws[k]
+        if cr is not None:
+            nodes[f"{base}/censoring"] = _censoring_dataset(design.ipcw.stages[k].prop_terms, cr)
         nodes[f"/policy/stage_{k + 1}"] = xr.Dataset(
             {"prob_optimal": (("obs", "arm"), prob_optimal[k].to_numpy())},
             coords={"obs": index[sd.units], "arm": arm_array(sd.arms)},
@@ -567,6 +592,38 @@ def _propensity_draws(
     )
 
 
+def _censoring_draws(
+    tree: xr.DataTree, design: DTRDesign, C: int, D: int, source: str
+) -> list[PropensityDraws | None]:
+    """Every stage's censoring-model draws (None where it has no dropout), as the fit used them."""
+    out: list[PropensityDraws | None] = []
+    for k, sd in enumerate(design.stages):
+        node = f"stage_{k + 1}"
+        where = f"/{node}/censoring"
+        cd = None if design.dropout is None else design.dropout[k]
+        if "censoring" not in tree[node].children:
+            if cd is not None:
+                raise file_error(
+                    source,
+                    f"the file has no {where} group, but stage {sd.treatment!r} has dropout "
+                    f"(censoring={cd.formula!r}): its weights need the censoring model's draws",
+                )
+            out.append(None)
+            continue
+        if cd is None:
+            raise file_error(source, f"{where} exists but stage {sd.treatment!r} has no dropout")
+        ds = node_dataset(tree, f"{node}/censoring", source)
+        q = cd.X_prop.shape[1]
+        g = _draws(ds, "censoring_coef", (C, D, q), source, where)
+        stats = {
+            str(n_)[5:]: _draws(ds, str(n_), (C, D), source, where, kinds="biuf").reshape(C * D)
+            for n_ in ds.data_vars
+            if str(n_).startswith("stat_")
+        }
+        out.append(PropensityDraws(gamma=g.reshape(C * D, 1, q), stats=stats, chains=C, draws=D))
+    return out
+
+
 def _open(path: Any) -> tuple[xr.DataTree, str]:
     text = check_path(path, "bd.load")
     source = repr(text)
@@ -625,6 +682,13 @@ def read_netcdf(
     design = design_from_tree(tree, source)
     random_seed, seeds = _seeds_from(tree.attrs, design, source)
     fits, props, priors = _stages_from(tree, design, settings, source)
+    if design.dropout is not None:  # the weights the fit used, from the stored censoring draws
+        from bayesdtr.inference.dropout import IPCWeights
+
+        censoring = _censoring_draws(tree, design, settings.chains, settings.draws, source)
+        design.ipcw = IPCWeights(design, censoring)
+    elif any("censoring" in tree[f"stage_{k + 1}"].children for k in range(len(design.stages))):
+        raise file_error(source, "the file has censoring draws but no stage has dropout")
     if stages is not None:
         design = rebuild_design(design, stages, source)
     return PosteriorParts(
