@@ -117,3 +117,35 @@ def test_a_dropout_file_without_what_values_need_is_refused(saved, tmp_path, edi
     _edit(path, dst, edit)
     with pytest.raises(bd.FileFormatError, match=match):
         bd.load(dst)
+
+
+PAYLOADS = (  # forms formulaic evaluates (tests/test_io_files.py shows they run there)
+    "X1 + {{__import__('os').system('touch {m}')}}",
+    "I(__import__('os').system('touch {m}') + X1)",
+)
+
+
+@pytest.mark.parametrize("form", PAYLOADS)
+def test_a_poisoned_censoring_formula_or_term_never_runs(saved, tmp_path, form):
+    """The censoring formula and term names are text for reading only: loading and every value
+    query on a file carrying a payload there either work or raise a bayesdtr error, and no payload
+    runs."""
+    _, path = saved
+    marker = tmp_path / "pwned"
+    text = form.format(m=marker)
+
+    def formula(f):
+        f["stage_2/design"].attrs["censoring_formula"] = text
+
+    def term(f):
+        f["stage_2/design/censoring_term"][1] = text
+
+    for edit in (formula, term):
+        dst = tmp_path / "poisoned.nc"
+        _edit(path, dst, edit)
+        try:
+            back = bd.load(dst)
+            back.value(REG, method="aipw"), back.value("optimal", method="q")
+        except bd.BayesDTRError:
+            pass
+        assert not marker.exists()

@@ -212,3 +212,24 @@ def test_a_real_survival_fit_round_trips(tmp_path):
         )
     for a, b in zip(_answers(back), _answers(post), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "X1 + {{__import__('os').system('touch {m}')}}",
+        "I(__import__('os').system('touch {m}') + X1)",
+    ],
+)
+def test_a_poisoned_event_column_name_never_runs(saved, tmp_path, form):
+    """The event attribute names a column; a payload there is refused (not a column of /data)
+    and never reaches an evaluator."""
+    _, path = saved
+    marker = tmp_path / "pwned"
+    dst = tmp_path / "poisoned.nc"
+    _edit(path, dst, lambda f: f["design"].attrs.__setitem__("event", form.format(m=marker)))
+    with pytest.raises(
+        bd.FileFormatError, match="/design event column .* is not a column of /data"
+    ):
+        bd.load(dst)
+    assert not marker.exists()
