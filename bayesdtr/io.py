@@ -23,7 +23,19 @@ Layout (format 2)::
     /stage_k/sample_stats   diverging, n_steps (MCMC stages)
     /stage_k/propensity     propensity_coef (chain, draw, contrast_arm, propensity_term) or known (arm)
     /policy/stage_k         prob_optimal (obs, arm) of the units that reach stage k
-    /value                  optimal (chain, draw): the value posterior of the optimal regime
+    /value                  optimal (chain, draw): the value posterior of the optimal regime;
+                            absent for a censored survival outcome (its value needs a horizon)
+
+A censored survival outcome (``family`` lognormal or weibull) adds ``event`` (obs) to
+``/design`` and its column name as the attribute ``event``; each stage's ``reward`` holds its
+time to the next decision, and every stage's ``/posterior`` has ``sigma``, the AFT scale draws.
+Dropout before stage k (``censoring=``) adds to ``/stage_k/design`` the censoring model's
+design: ``censoring_at_risk`` and ``censoring_remained`` (risk), ``X_censoring`` (risk,
+censoring_term), attrs ``censoring_formula`` (for reading only), and its draws as
+``/stage_k/censoring``: ``censoring_coef`` (chain, draw, censoring_term), ``stat_<name>``. The
+inverse-probability-of-censoring weights are recomputed from them exactly as the fit did.
+Files without the ``event`` attribute (written before survival outcomes were stored) read as
+uncensored, as they were written.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,14 +60,12 @@ from bayesdtr.data.design import DTRDesign, StageDesign, arm_array
 from bayesdtr.data.frames import attr_text, file_error, node_dataset, parse_json
 from bayesdtr.data.spec import Stage
 from bayesdtr.data.stored import design_datasets, design_from_tree, rebuild_design
-from bayesdtr.exceptions import FileFormatError, PriorError
+from bayesdtr.exceptions import FileFormatError
 from bayesdtr.inference.backward import FitSettings
 from bayesdtr.inference.draws import PropensityDraws, StageDraws
 from bayesdtr.inference.engines.bart import q_units_of
-from bayesdtr.models.priors import PRIOR_NAMES, StagePriors
-
-if TYPE_CHECKING:
-    from pymc_extras.prior import Prior
+from bayesdtr.models.priors import StagePriors
+from bayesdtr.prior_io import priors_from, priors_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -178,29 +188,21 @@ def _propensity_dataset(
     return xr.Dataset(data, coords=coords)
 
 
-def _priors_json(priors: StagePriors, treatment: str) -> str:
-    from pymc_extras.prior import Prior  # imported when needed: `import bayesdtr` stays light
-
-    out = {}
-    for name, p in priors.overrides.items():
-        ok = isinstance(p, Prior)
-        if ok:
-            try:
-                plain = p.to_dict()
-                text = json.dumps(plain)
-                ok = prior_from_plain(json.loads(text), "<check>", name).to_dict() == json.loads(
-                    text
-                )
-            except (TypeError, ValueError, FileFormatError):
-                ok = False
-        if not ok:
-            raise PriorError(
-                f"Prior {name!r} of stage {treatment!r} ({p!r:.80}) cannot be stored in a posterior "
-                "file: files hold pymc_extras.prior.Prior objects of PyMC distributions with "
-                "numeric parameters. Use such a Prior, or keep this posterior in memory."
-            )
-        out[name] = plain
-    return json.dumps(out)
+def _censoring_dataset(terms: Sequence[str], cr: PropensityDraws) -> xr.Dataset:
+    """The draws of a stage's censoring (dropout) model: P(remain) = logit^-1(z' gamma)."""
+    assert cr.gamma is not None
+    C, D = cr.chains, cr.draws
+    data: dict[str, Any] = {
+        "censoring_coef": (("chain", "draw", "censoring_term"), cr.gamma.reshape(C, D, -1))
+    }
+    for name, arr in cr.stats.items():
+        data[f"stat_{name}"] = (("chain", "draw"), arr.reshape(C, D))
+    coords = {
+        "chain": np.arange(C),
+        "draw": np.arange(D),
+        "censoring_term": np.asarray(list(terms), dtype=object),
+    }
+    return xr.Dataset(data, coords=coords)
 
 
 def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
@@ -212,7 +214,7 @@ def _seed_json(seed: np.random.SeedSequence) -> dict[str, Any]:
 
 
 def build_tree(
-    parts: PosteriorParts, *, prob_optimal: Sequence[pd.DataFrame], value: xr.DataArray
+    parts: PosteriorParts, *, prob_optimal: Sequence[pd.DataFrame], value: xr.DataArray | None
 ) -> xr.DataTree:
     """Assemble the full DataTree of a posterior (layout in the module docstring).
 
@@ -222,8 +224,9 @@ def build_tree(
         The posterior's design, draws, priors, seeds and settings.
     prob_optimal : list of pandas.DataFrame
         P(arm optimal) of each stage's units (obs x arm), one per stage.
-    value : xarray.DataArray
-        The value posterior of the optimal regime (chain, draw).
+    value : xarray.DataArray or None
+        The value posterior of the optimal regime (chain, draw); None writes no ``/value`` node
+        (a censored survival outcome, whose value needs a horizon).
 
     Returns
     -------
@@ -239,7 +242,7 @@ def build_tree(
     index = nodes["/data"]["obs"].values
     for k, sd in enumerate(design.stages):
         base = f"/stage_{k + 1}"
-        nodes[f"{base}/design"].attrs["priors"] = _priors_json(
+        nodes[f"{base}/design"].attrs["priors"] = priors_json(
             parts.priors[sd.treatment], sd.treatment
         )
         fit = parts.fits[k]
@@ -253,12 +256,16 @@ def build_tree(
         pr = parts.propensities[k]
         if pr is not None:
             nodes[f"{base}/propensity"] = _propensity_dataset(sd, pr, design.group_levels)
+        cr = None if design.ipcw is None else design.ipcw.draws[k]
+        if cr is not None:
+            nodes[f"{base}/censoring"] = _censoring_dataset(design.ipcw.stages[k].prop_terms, cr)
         nodes[f"/policy/stage_{k + 1}"] = xr.Dataset(
             {"prob_optimal": (("obs", "arm"), prob_optimal[k].to_numpy())},
             coords={"obs": index[sd.units], "arm": arm_array(sd.arms)},
             attrs={"treatment": sd.treatment},
         )
-    nodes["/value"] = xr.Dataset({"optimal": value})
+    if value is not None:
+        nodes["/value"] = xr.Dataset({"optimal": value})
     tree = xr.DataTree.from_dict(nodes)
     tree.attrs.update(
         {
@@ -371,86 +378,6 @@ def _fsync_folder(folder: str) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def prior_from_plain(d: Any, source: str, where: str, depth: int = 0) -> Prior:
-    """A ``Prior`` from its plain-dictionary form, through an allowlist (no text is evaluated):
-    a PyMC distribution class name, numeric parameters or nested priors, dims and a transform name."""
-    if (
-        depth > 6
-        or not isinstance(d, dict)
-        or not set(d) <= {"dist", "kwargs", "centered", "dims", "transform"}
-    ):
-        raise file_error(source, f"prior {where} is not a stored Prior")
-    import pymc as pm
-    from pymc_extras.prior import Prior
-
-    dist = d.get("dist")
-    cls = (
-        getattr(pm, dist, None)
-        if isinstance(dist, str) and re.fullmatch(r"[A-Z][A-Za-z0-9]{0,40}", dist)
-        else None
-    )
-    if not (isinstance(cls, type) and issubclass(cls, pm.Distribution)):
-        raise file_error(
-            source,
-            f"prior {where} names distribution {dist!r:.40}, which is not a PyMC distribution",
-        )
-    kwargs = {}
-    raw = d.get("kwargs", {})
-    if not isinstance(raw, dict):
-        raise file_error(source, f"prior {where} parameters are not a dictionary")
-    for key, val in raw.items():
-        if not isinstance(key, str) or not key.isidentifier():
-            raise file_error(source, f"prior {where} has a parameter name {key!r:.40}")
-        if isinstance(val, dict):
-            kwargs[key] = prior_from_plain(val, source, f"{where}.{key}", depth + 1)
-        elif isinstance(val, bool) or not isinstance(val, int | float | list):
-            raise file_error(
-                source, f"prior {where} parameter {key!r} is {type(val).__name__}, not a number"
-            )
-        else:
-            arr = np.asarray(val)
-            if arr.dtype.kind not in "if" or not np.all(np.isfinite(arr)):
-                raise file_error(source, f"prior {where} parameter {key!r} is not finite numbers")
-            kwargs[key] = arr if isinstance(val, list) else val
-    dims = d.get("dims")
-    if dims is not None and not (
-        isinstance(dims, str) or (isinstance(dims, list) and all(isinstance(x, str) for x in dims))
-    ):
-        raise file_error(source, f"prior {where} dims must be names")
-    transform = d.get("transform")
-    if transform is not None and not (isinstance(transform, str) and transform.isidentifier()):
-        raise file_error(source, f"prior {where} transform {transform!r:.40} is not a name")
-    centered = d.get("centered", True)
-    if not isinstance(centered, bool):
-        raise file_error(source, f"prior {where} 'centered' must be true or false")
-    try:
-        return Prior(
-            dist,
-            dims=tuple(dims) if isinstance(dims, list) else dims,
-            centered=centered,
-            transform=transform,
-            **kwargs,
-        )
-    except Exception as err:  # pymc-extras raises several types for bad parameters
-        raise file_error(
-            source, f"prior {where} cannot be rebuilt ({type(err).__name__}: {str(err)[:100]})"
-        ) from None
-
-
-def _priors_from(attrs: dict, treatment: str, source: str, where: str) -> StagePriors:
-    plain = parse_json(attrs.get("priors", "{}"), source, f"{where} priors")
-    if not isinstance(plain, dict):
-        raise file_error(source, f"{where} priors must be a dictionary")
-    out = StagePriors()
-    for name, d in plain.items():
-        if name not in PRIOR_NAMES:
-            raise file_error(
-                source, f"{where} names an unknown prior {name!r:.40} (known: {list(PRIOR_NAMES)})"
-            )
-        out.overrides[name] = prior_from_plain(d, source, f"{treatment}.{name}")
-    return out
-
-
 def _settings_from(attrs: dict, source: str) -> FitSettings:
     raw = parse_json(attrs.get("settings"), source, "settings")
     fields = {f.name for f in dataclasses.fields(FitSettings)}
@@ -541,7 +468,8 @@ def _stage_draws(
     engine, family = attr_text(ds.attrs, "engine"), attr_text(ds.attrs, "family")
     if engine not in _ENGINES:
         raise file_error(source, f"{where} engine {engine!r:.40} is not one of {list(_ENGINES)}")
-    if family != (design.family if last else "gaussian"):
+    survival = design.event is not None  # every stage of a survival design is a censored AFT
+    if family != (design.family if last or survival else "gaussian"):
         raise file_error(source, f"{where} family {family!r:.40} does not match the design")
     q_model = None
     if engine == "bart":  # a BART stage stores its units' Q evaluations, not coefficients
@@ -555,7 +483,7 @@ def _stage_draws(
             raise file_error(source, f"{where} psi of the reference arm must be 0")
         theta = np.concatenate([beta.reshape(S, -1), psi[:, :, 1:, :].reshape(S, -1)], axis=1)
     sigma = None
-    if family == "gaussian":
+    if family == "gaussian" or survival:  # a survival stage: its AFT scale
         sigma = _draws(ds, "sigma", (C, D), source, where).reshape(S)
         if np.any(sigma <= 0):
             raise file_error(source, f"{where} sigma must be positive")
@@ -664,6 +592,38 @@ def _propensity_draws(
     )
 
 
+def _censoring_draws(
+    tree: xr.DataTree, design: DTRDesign, C: int, D: int, source: str
+) -> list[PropensityDraws | None]:
+    """Every stage's censoring-model draws (None where it has no dropout), as the fit used them."""
+    out: list[PropensityDraws | None] = []
+    for k, sd in enumerate(design.stages):
+        node = f"stage_{k + 1}"
+        where = f"/{node}/censoring"
+        cd = None if design.dropout is None else design.dropout[k]
+        if "censoring" not in tree[node].children:
+            if cd is not None:
+                raise file_error(
+                    source,
+                    f"the file has no {where} group, but stage {sd.treatment!r} has dropout "
+                    f"(censoring={cd.formula!r}): its weights need the censoring model's draws",
+                )
+            out.append(None)
+            continue
+        if cd is None:
+            raise file_error(source, f"{where} exists but stage {sd.treatment!r} has no dropout")
+        ds = node_dataset(tree, f"{node}/censoring", source)
+        q = cd.X_prop.shape[1]
+        g = _draws(ds, "censoring_coef", (C, D, q), source, where)
+        stats = {
+            str(n_)[5:]: _draws(ds, str(n_), (C, D), source, where, kinds="biuf").reshape(C * D)
+            for n_ in ds.data_vars
+            if str(n_).startswith("stat_")
+        }
+        out.append(PropensityDraws(gamma=g.reshape(C * D, 1, q), stats=stats, chains=C, draws=D))
+    return out
+
+
 def _open(path: Any) -> tuple[xr.DataTree, str]:
     text = check_path(path, "bd.load")
     source = repr(text)
@@ -722,6 +682,13 @@ def read_netcdf(
     design = design_from_tree(tree, source)
     random_seed, seeds = _seeds_from(tree.attrs, design, source)
     fits, props, priors = _stages_from(tree, design, settings, source)
+    if design.dropout is not None:  # the weights the fit used, from the stored censoring draws
+        from bayesdtr.inference.dropout import IPCWeights
+
+        censoring = _censoring_draws(tree, design, settings.chains, settings.draws, source)
+        design.ipcw = IPCWeights(design, censoring)
+    elif any("censoring" in tree[f"stage_{k + 1}"].children for k in range(len(design.stages))):
+        raise file_error(source, "the file has censoring draws but no stage has dropout")
     if stages is not None:
         design = rebuild_design(design, stages, source)
     return PosteriorParts(
@@ -792,7 +759,7 @@ def _stages_from(
     for k, sd in enumerate(design.stages):
         fits.append(_stage_draws(tree, k, design, C, D, source))
         props.append(_propensity_draws(tree, k, design, C, D, source))
-        priors[sd.treatment] = _priors_from(
+        priors[sd.treatment] = priors_from(
             tree[f"stage_{k + 1}"]["design"].attrs, sd.treatment, source, f"/stage_{k + 1}/design"
         )
     if fits[-1].ancestor is not None:

@@ -22,7 +22,10 @@ def load(path: str | os.PathLike, *, stages: Sequence[Stage] | None = None) -> D
     Loading reads typed arrays only and evaluates no text from the file: the stored design
     matrices answer every query on the fitted units (``q_values``, ``prob_optimal``,
     ``optimal_treatment``, ``value`` of any regime with any method, ``compare``, ``rule``), with the
-    same numbers as before saving. Formula text in the file is kept for reading only.
+    same numbers as before saving. Formula text in the file is kept for reading only. A censored
+    survival posterior comes back with its event column and AFT scale draws (ask
+    ``value(regime, horizon=tau)``; its file has no ``/value`` node), a posterior with dropout with
+    its censoring models' draws, from which the same weights are recomputed.
 
     Parameters
     ----------

@@ -622,21 +622,18 @@ class DTRPosterior:
 
     @property
     def tree(self) -> xr.DataTree:
-        """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value)."""
-        if self._tree is None and self.design.event is not None:
-            raise FitError(
-                f"post.tree (and the report and files built on it) is not available yet for a "
-                f"censored survival outcome (family={self.design.family!r}): its /value node "
-                "needs a horizon. Use post.value(regime, horizon=tau), post.coef(stage), "
-                "post.prob_optimal(stage) and post.summary()."
-            )
+        """Everything as an :class:`xarray.DataTree` (one node per stage, plus policy and value).
+
+        A censored survival outcome has no ``/value`` node: its value needs a horizon
+        (``post.value(regime, horizon=tau)``, computed on demand, also after loading a file).
+        """
         if self._tree is None:
             self._tree = build_tree(
                 self.parts(),
                 prob_optimal=[self.prob_optimal(k + 1) for k in range(len(self.fits))],
                 # the plug-in posterior (cheap; its attrs say so): the sample-split value of
                 # post.value("optimal") refits the model per chunk and is recomputed on demand
-                value=self.value("optimal", crossfit=0),
+                value=None if self.design.event is not None else self.value("optimal", crossfit=0),
             )
         return self._tree
 
@@ -649,7 +646,11 @@ class DTRPosterior:
         (:mod:`bayesdtr.bart_io`; about 0.85 MB per 100 draws of 50 trees, compressed), so
         that queries on new histories work after :func:`bayesdtr.load`; ``forests=False``
         writes a smaller file, much faster (measured at 4,000 draws: 10 s against 190 s),
-        whose BART stages answer only about their fitted units. It is
+        whose BART stages answer only about their fitted units. A censored survival outcome
+        stores its event column, stage times and AFT scale draws, and no ``/value`` node (its
+        value needs a horizon; ``bd.load(path).value(regime, horizon=tau)`` recomputes it). Dropout
+        (``censoring=``) stores the censoring models' designs and draws, from which loading
+        recomputes the same weights. It is
         written atomically: to a
         temporary file in the same folder, flushed to disk, then renamed over ``path``, so a crash
         never leaves a damaged file under ``path`` nor destroys the file it replaces.
@@ -661,19 +662,6 @@ class DTRPosterior:
         DataError, PriorError
             A column, label or prior that a file cannot store (the message says how to convert it).
         """
-        if self.design.event is not None:
-            raise FileFormatError(
-                f"to_netcdf does not yet store censored survival posteriors (family="
-                f"{self.design.family!r}, event={self.design.event_column!r}): a file without the "
-                "event column would be read back as uncensored. Keep the posterior in memory, or "
-                "save its value draws: post.value(regime, horizon=tau).to_netcdf(path)."
-            )
-        if self.design.dropout is not None:
-            raise FileFormatError(
-                "to_netcdf does not yet store posteriors with dropout (censoring= on a stage): a "
-                "file without the censoring model's draws would be read back as complete data. "
-                "Keep the posterior in memory, or save its value draws: post.value(regime).to_netcdf(path)."
-            )
         check_path(path, "to_netcdf")  # before building the tree
         if not isinstance(forests, bool):
             raise FileFormatError(f"to_netcdf(forests=...) must be True or False; got {forests!r}.")
@@ -697,7 +685,7 @@ class DTRPosterior:
     @classmethod
     def from_parts(cls, parts: PosteriorParts) -> DTRPosterior:
         """A posterior from stored parts (a design plus draws), without a :class:`DTRModel`."""
-        ind = Induction(
+        ind = induction_class(parts.design)(
             parts.design,
             parts.settings,
             parts.priors,

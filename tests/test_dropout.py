@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayesdtr as bd
-from bayesdtr import DataError, FileFormatError, FitError, SpecificationError
+from bayesdtr import DataError, FitError, SpecificationError
 from bayesdtr.data.design import build_design
 from bayesdtr.inference.draws import PropensityDraws
 from bayesdtr.inference.dropout import IPCWeights
@@ -202,8 +202,6 @@ def test_unsupported_combinations_are_refused(df, post, tmp_path):
     plug_in = post.value("optimal")  # "auto" is the plug-in with dropout, and says so
     assert plug_in.attrs["crossfit"] == 0 and plug_in.attrs["estimand"].startswith("plug-in")
     np.testing.assert_array_equal(plug_in.values, post.value("optimal", crossfit=0).values)
-    with pytest.raises(FileFormatError, match="does not yet store posteriors with dropout"):
-        post.to_netcdf(tmp_path / "p.nc")
     with pytest.raises(FitError, match="conjugate engine only.*stage 'A2' would use 'mcmc'"):
         bd.DTRModel(df, SCN.stages, outcome="Y").fit(engine="mcmc", random_seed=1, **FAST)
 

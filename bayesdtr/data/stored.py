@@ -3,7 +3,8 @@
 A :class:`~bayesdtr.data.design.DTRDesign` is stored as the input data plus, per stage, the
 arrays every query on the fitted units needs: design matrices and their term names, arm labels,
 the units that reach the stage, their observed arm codes, feasible sets, rewards and the
-propensity design or known probabilities. Reading them back needs no formula: formula text is
+propensity design or known probabilities, plus a survival outcome's event indicator and each
+dropout stage's censoring design (units at risk, who remained, ``X_censoring``). Reading them back needs no formula: formula text is
 kept in the attributes for people to read, and nothing here (or anywhere in bayesdtr) parses it.
 
 Formulas are code. formulaic evaluates Python inside a formula (``I(...)``, ``{...}``, any
@@ -39,10 +40,13 @@ from bayesdtr.data.frames import (
     node_dataset,
     parse_json,
 )
+from bayesdtr.data.reach import CensoringDesign
 from bayesdtr.data.spec import KnownPropensity, Stage
+from bayesdtr.data.survival import SURVIVAL_FAMILIES
 from bayesdtr.exceptions import SpecificationError
 
 __all__ = ["StoredStage", "design_datasets", "design_from_tree", "rebuild_design"]
+
 
 @dataclass(frozen=True)
 class StoredStage:
@@ -76,7 +80,9 @@ def _stored_q(attrs: dict, source: str, where: str) -> BART | None:
     try:
         return BART.from_json(str(text))  # json.loads and checked fields: nothing is evaluated
     except (ValueError, TypeError) as exc:
-        raise file_error(source, f"{where}: q_model is not a stored BART specification ({exc})") from None
+        raise file_error(
+            source, f"{where}: q_model is not a stored BART specification ({exc})"
+        ) from None
 
 
 def _arms_for_file(sd: StageDesign) -> np.ndarray:
@@ -148,6 +154,8 @@ def design_datasets(design: DTRDesign) -> dict[str, xr.Dataset]:
     root: dict[str, Any] = {"y": (("obs",), design.y.astype(float))}
     if design.group_codes is not None:
         root["group_code"] = (("obs",), design.group_codes.astype(np.int64))
+    if design.event is not None:  # a censored survival outcome: its 0/1 event indicator
+        root["event"] = (("obs",), design.event.astype(float))
     nodes["/design"] = xr.Dataset(
         root,
         attrs={
@@ -156,11 +164,56 @@ def design_datasets(design: DTRDesign) -> dict[str, xr.Dataset]:
             "group": design.group or "",
             "id": design.id or "",
             "treatments": json.dumps(design.treatments),
+            "event": design.event_column or "",
         },
     )
-    for sd in design.stages:
-        nodes[f"/stage_{sd.position}/design"] = _stage_dataset(sd)
+    for k, sd in enumerate(design.stages):
+        ds = _stage_dataset(sd)
+        cd = None if design.dropout is None else design.dropout[k]
+        if cd is not None:  # dropout before this stage: its censoring model's design
+            ds = ds.assign(
+                censoring_at_risk=(("risk",), cd.at_risk.astype(np.int64)),
+                censoring_remained=(("risk",), cd.a.astype(np.int64)),
+                X_censoring=_matrix(("risk", "censoring_term"), cd.X_prop),
+            ).assign_coords(censoring_term=np.asarray(cd.prop_terms, dtype=object))
+            ds.attrs["censoring_formula"] = cd.formula
+        nodes[f"/stage_{sd.position}/design"] = ds
     return nodes
+
+
+def _censoring_from(ds: xr.Dataset, sd: StageDesign, n: int, source: str) -> CensoringDesign | None:
+    """Stage ``sd``'s stored dropout design (None if the file has none for it)."""
+    where = f"/stage_{sd.position}/design"
+    if "censoring_at_risk" not in ds.variables:
+        return None
+    at_risk = _array(ds, "censoring_at_risk", ("risk",), "iu", source, where).astype(np.int64)
+    remain = _array(ds, "censoring_remained", ("risk",), "iu", source, where).astype(np.int64)
+    Z = _array(ds, "X_censoring", ("risk", "censoring_term"), "f", source, where)
+    ok = (
+        len(at_risk) > 0
+        and at_risk[0] >= 0
+        and at_risk[-1] < n
+        and bool(np.all(np.diff(at_risk) > 0))
+        and bool(np.all(np.isin(remain, (0, 1))))
+        and remain.any()
+        and not remain.all()
+        and np.array_equal(at_risk[remain == 1], sd.units)
+    )
+    if not ok:
+        raise file_error(
+            source,
+            f"{where} censoring design: units at risk must be increasing row positions in "
+            f"0..{n - 1}, remained 0/1 with both present, and those that remained the stage's units",
+        )
+    return CensoringDesign(
+        treatment=sd.treatment,
+        position=sd.position,
+        formula=attr_str(ds.attrs, "censoring_formula", source, where),
+        at_risk=at_risk,
+        a=remain,
+        X_prop=_with_layout(ds, "X_censoring", Z),
+        prop_terms=_names(ds, "censoring_term", source, where),
+    )
 
 
 def _array(
@@ -331,11 +384,20 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
     id_ = attr_str(ds.attrs, "id", source, where, empty=True) or None
     treatments = parse_json(ds.attrs.get("treatments"), source, "/design treatments")
     columns = set(df.columns)
-    if family not in ("gaussian", "bernoulli"):
+    families = ("gaussian", "bernoulli", *SURVIVAL_FAMILIES)
+    if family not in families:
+        raise file_error(source, f"/design family {family!r:.40} is not one of {list(families)}")
+    # files written before survival families were stored have no 'event' attribute: uncensored
+    event_col = (
+        attr_str(ds.attrs, "event", source, where, empty=True) if "event" in ds.attrs else None
+    ) or None
+    if (event_col is None) != (family not in SURVIVAL_FAMILIES):
         raise file_error(
-            source, f"/design family {family!r:.40} is not one of ['gaussian', 'bernoulli']"
+            source,
+            f"/design family {family!r} with event column {event_col!r:.60}: a survival family "
+            f"({list(SURVIVAL_FAMILIES)}) needs its event column and no other family has one",
         )
-    for what, col in (("outcome", outcome), ("group", group), ("id", id_)):
+    for what, col in (("outcome", outcome), ("group", group), ("id", id_), ("event", event_col)):
         if col is not None and col not in columns:
             raise file_error(source, f"/design {what} column {col!r:.60} is not a column of /data")
     if (
@@ -345,12 +407,8 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
     ):
         raise file_error(source, "/design treatments must be a non-empty list of column names")
     y = _array(ds, "y", ("obs",), "f", source, where)
-    if y.shape != (n,) or not np.array_equal(
-        y, pd.to_numeric(df[outcome], errors="coerce").to_numpy(dtype=float)
-    ):
-        raise file_error(
-            source, f"/design y does not match the outcome column {outcome!r} of /data"
-        )
+    if y.shape != (n,):
+        raise file_error(source, f"/design y has {y.shape[0]} entries for {n} units")
     group_levels: list[Any] = []
     group_codes = None
     if group is not None:
@@ -362,19 +420,32 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
             raise file_error(
                 source, f"/design group codes do not match the group column {group!r} of /data"
             )
-    stages = []
+    stages, dropout = [], []
     for k, t in enumerate(treatments):
         node = f"stage_{k + 1}"
         if node not in tree.children or "design" not in tree[node].children:
             raise file_error(source, f"the file has no /{node}/design group")
-        sd = _stage_from_dataset(
-            node_dataset(tree, f"{node}/design", source), k, n, columns, source
-        )
+        sds = node_dataset(tree, f"{node}/design", source)
+        sd = _stage_from_dataset(sds, k, n, columns, source)
         if sd.treatment != t:
             raise file_error(
                 source, f"/{node}/design is treatment {sd.treatment!r} but /design lists {t!r}"
             )
         stages.append(sd)
+        dropout.append(_censoring_from(sds, sd, n, source))
+    if dropout[0] is not None:
+        raise file_error(source, "/stage_1/design has a censoring design (dropout before stage 1)")
+    # the outcome of the units that dropped out is missing in /data and 0 in y
+    dropped = np.zeros(n, dtype=bool)
+    for cd in dropout:
+        if cd is not None:
+            dropped[cd.dropped] = True
+    column = pd.to_numeric(df[outcome], errors="coerce").to_numpy(dtype=float)
+    if not np.array_equal(y[~dropped], column[~dropped]) or np.any(y[dropped] != 0):
+        raise file_error(
+            source, f"/design y does not match the outcome column {outcome!r} of /data"
+        )
+    event = _event_from(ds, df, event_col, y, source)
     return DTRDesign(
         data=df,
         stages=stages,
@@ -386,7 +457,30 @@ def design_from_tree(tree: xr.DataTree, source: str) -> DTRDesign:
         group_codes=group_codes,
         id=id_,
         data_hash=data_hash(df),
+        event=event,
+        event_column=event_col,
+        dropout=None if all(cd is None for cd in dropout) else dropout,
     )
+
+
+def _event_from(
+    ds: xr.Dataset, df: pd.DataFrame, event_col: str | None, y: np.ndarray, source: str
+) -> np.ndarray | None:
+    """The stored 0/1 event indicator of a survival design, checked against ``/data`` (None if
+    the outcome is not censored)."""
+    if event_col is None:
+        if "event" in ds.variables:
+            raise file_error(source, "/design has an event variable but no event column")
+        return None
+    event = _array(ds, "event", ("obs",), "f", source, "/design")
+    column = pd.to_numeric(df[event_col], errors="coerce").to_numpy(dtype=float)
+    if not np.array_equal(event, column) or not np.all(np.isin(event, (0.0, 1.0))):
+        raise file_error(
+            source, f"/design event does not match the 0/1 event column {event_col!r} of /data"
+        )
+    if not np.all(y > 0):
+        raise file_error(source, "/design y holds survival times, which must all be > 0")
+    return event.astype(float)
 
 
 # --------------------------------------------------------------------------- live stages
@@ -447,9 +541,29 @@ def rebuild_design(stored: DTRDesign, stages: Any, source: str) -> DTRDesign:
         family=stored.family,
         group=stored.group,
         id=stored.id,
+        event=stored.event_column,
     )
     for old, new in zip(stored.stages, live.stages, strict=True):
         _check_same(old, new, source)
+    for k, t in enumerate(stored.treatments):
+        was = None if stored.dropout is None else stored.dropout[k]
+        now = None if live.dropout is None else live.dropout[k]
+        same = (was is None and now is None) or (
+            was is not None
+            and now is not None
+            and np.array_equal(was.at_risk, now.at_risk)
+            and np.array_equal(was.a, now.a)
+            and was.prop_terms == now.prop_terms
+            and np.array_equal(was.X_prop, now.X_prop)
+        )
+        if not same:
+            raise SpecificationError(
+                f"bd.load({source}, stages=...): stage {t!r} does not reproduce the fitted dropout "
+                f"design (file: censoring={None if was is None else was.formula!r}; your stage: "
+                f"censoring={None if now is None else now.formula!r}, or other units or values). "
+                "Pass the bd.Stage objects the posterior was fitted with."
+            )
+    live.ipcw = stored.ipcw
     return live
 
 
