@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bayesdtr.constants import HDI_PROB, SAMPLED_ENGINES
-from bayesdtr.exceptions import RegimeError, SpecificationError
+from bayesdtr.exceptions import FitError, RegimeError, SpecificationError
 
 if TYPE_CHECKING:
     from bayesdtr.posterior import DTRPosterior
@@ -308,6 +308,13 @@ def render_report(
 
     if not (hasattr(post, "design") and hasattr(post, "value") and hasattr(post, "fits")):
         raise SpecificationError(f"post must be a fitted bd.DTRPosterior; got {type(post).__name__}.")
+    if post.design.event is not None:
+        raise FitError(
+            f"post.report() does not cover censored survival outcomes yet (family={post.design.family!r}, "
+            f"event={post.design.event_column!r}): their values need a horizon. Use "
+            "post.value(regime, horizon=tau) for values; post.coef(stage), post.prob_optimal(stage) "
+            "and post.summary() work as usual."
+        )
     if regimes is None:
         regimes = default_regimes(post)
     elif not isinstance(regimes, Mapping) or not regimes:
@@ -374,6 +381,8 @@ def write_report(
         If ``path`` is not a path, or its folder does not exist.
     RegimeError
         If ``regimes`` is not a non-empty dict of regimes.
+    FitError
+        For a censored survival outcome (its values need a horizon; not in the report yet).
 
     Examples
     --------

@@ -233,3 +233,10 @@ def test_a_poisoned_event_column_name_never_runs(saved, tmp_path, form):
     ):
         bd.load(dst)
     assert not marker.exists()
+
+
+def test_the_report_refuses_a_survival_posterior_and_says_what_works(saved, tmp_path):
+    post = bd.load(saved[1])
+    with pytest.raises(bd.FitError, match=r"report\(\) does not cover censored survival.*horizon=tau"):
+        post.report(tmp_path / "report.html")
+    assert not (tmp_path / "report.html").exists()
