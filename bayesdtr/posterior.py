@@ -297,29 +297,33 @@ class DTRPosterior:
           it is below :math:`V(d^*)` by the learned rules' regret). The default method for
           learned rules is ``"aipw"`` when every stage has a propensity model, else ``"q"``.
 
-        Measured (95% equal-tailed intervals on the nine published Chakraborty-Laber-Zhao
-        designs, ``benchmarks/calibration``): at n = 300 (200 replicates per design) the default
-        covered :math:`V(d^*)` in 0.920-0.980 and the true value of ``post.rule()`` in
-        0.925-0.985 of replicates; the plug-in posterior of ``"optimal"`` (``crossfit=0``) in as
-        little as 0.48 (example 1, no effects), and the OLS percentile bootstrap in 0.195. At
-        n = 1,000 (200 replicates) the default covered 0.95-1.00 (examples 3-5: 0.985-1.00, interval
-        SD 1.15-1.22 times the SD of the estimates), but the table's designs share their data
-        seeds (their estimates correlate 0.55-0.92), so these cells are one Monte Carlo draw, not
-        five. With independent seeds (``benchmarks/calibration/null_sd.py``, 300 replicates)
-        the same estimator covered 0.917 in example 1 and 0.930 in example 3 (SD ratios 0.91,
-        0.92); pooled with the table, 0.94 and 0.958 (SD ratios 1.00 and 1.01). In the null
-        example 1 the mean posterior SD (0.083) equals the exact sampling SD there,
-        :math:`\sqrt{4 / 600} = 0.082`, of the online inverse-weighted estimator that it tracks
-        (correlation 0.99 over replicates), and the interquartile SD of the
-        estimates in both seed sets (0.082, 0.083); at n = 300 the SD ratio was 1.02. 10-fold cross-fitting
+        Measured (95% equal-tailed intervals, ``benchmarks/calibration``, 200 replicates per
+        design and n, each cell with its own seeds): on the nine published
+        Chakraborty-Laber-Zhao designs the default covered :math:`V(d^*)` in 0.910-0.960 of
+        replicates at n = 300 and 0.925-0.970 at n = 1,000, and the true value of
+        ``post.rule()`` in 0.915-0.970 and 0.920-0.965; the plug-in posterior of
+        ``"optimal"`` (``crossfit=0``) in as little as 0.53 and 0.51 (example 1, no effects),
+        the OLS percentile bootstrap in 0.275 and 0.215, the m-out-of-n bootstrap in 0.85-0.95.
+        Below 0.92: example B at n = 300, 0.910 and 0.915 (MC SE 0.020; 0.930 and 0.925 on an
+        earlier, independent set of 200 replicates). In the null example 1 the mean posterior
+        SD equals the SD of the estimates over replicates (ratio 0.997 at n = 300, 1.002 at
+        n = 1,000) and, at n = 1,000, the exact sampling SD :math:`\sqrt{4 / 600} = 0.082` of
+        the online inverse-weighted estimator that it tracks (correlation 0.99 over
+        replicates). An earlier table gave replicate r the same data seed in all nine designs
+        (``cells_shared_seeds/``); its n = 1,000 cells over-covered in examples 3-5
+        (0.985-1.00), which independent seeds do not reproduce (0.930-0.970). 10-fold cross-fitting
         (``split="cross"``) was unbiased too but its posterior SD was 12-25% too small
         (coverage 0.84-0.95), because with a non-unique optimal rule each unit's value depends
-        on rules learned from the others. Beyond the published designs (n = 300, 200
+        on rules learned from the others. Beyond the published designs (200
         replicates): ``two_stage_cont`` (estimated propensities) 0.930 for :math:`V(d^*)` and
-        0.935 for :math:`V(\hat d)` (n = 1,000: 0.950 and 0.960); ``k_stage`` (K = 3, randomized) 0.910 and 0.915, with
-        an interval SD 4% below the replicate SD and 1.8 times the width of the plug-in
-        posterior (which covered 0.935 there: no arm is near a tie); the hierarchical
-        ``multisite_smart`` 0.943 (70 replicates). Sample splitting is the price of honesty at
+        0.935 for :math:`V(\hat d)` at n = 300, 0.950 and 0.960 at n = 1,000; ``k_stage``
+        (K = 3, randomized) 0.915 and 0.905 at n = 300 (0.910 and 0.915 on an independent set
+        of 200 replicates), 0.01 below the band with no bias and an interval SD equal to the
+        replicate SD (ratio 0.96-1.02): the percentile interval of a skewed posterior (a
+        three-stage AIPW with 1/8 propensity weights), whose width is 1.9 times the plug-in
+        posterior's (which covered 0.950 there: no arm is near a tie); 0.965 and 0.965 at
+        n = 1,000; the hierarchical
+        ``multisite_smart`` at n = 300 0.945 and 0.950 (199 replicates). Sample splitting is the price of honesty at
         ties: where every arm is well separated the plug-in is narrower and also calibrated.
 
         **Refits.** A regime's value refits only the stages whose targets it changes (those

@@ -7,9 +7,10 @@ random numbers. (With ``--shared-seeds``, child r of ``SeedSequence([seed, n])``
 the first tables: replicate r then had the same data seed in every scenario, and the nine
 published designs, which draw O1, A1, O2, A2 and the noise in the same order, shared those draws,
 so their cells were one correlated Monte Carlo draw, not nine; estimates correlated 0.55-0.92
-between examples 1-5. Those cells are kept in ``cells_shared_seeds/``. The ``k_stage``,
-``multisite_smart`` and ``two_stage_cont`` cells in ``cells/`` were run with shared seeds too;
-their generators differ from each other and from the published designs.)
+between examples 1-5. Those cells are kept in ``cells_shared_seeds/``, with the first
+``k_stage`` n = 300 cell. The ``multisite_smart``, ``two_stage_cont`` and ``k_stage`` n = 1,000
+cells in ``cells/`` were run with shared seeds too (grow them with ``--shared-seeds``); their
+generators differ from each other and from the published designs.)
 
 - ``psi10``, ``psi11``: the stage-1 contrast coefficients (intercept and first covariate of the
   stage-1 contrast, bayesdtr's parametrization: Q_1(h, arm 1) - Q_1(h, reference));
