@@ -328,6 +328,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="recompute only the baselines' rows of the finished cells of these scenarios and n "
                          "(every <scenario>_n<n>*.csv piece; bayesdtr's rows are kept)")
     args = ap.parse_args(argv)
+    if not 0 <= args.first < args.reps:
+        ap.error(f"--first {args.first} must lie in 0..{args.reps - 1}: replicates --first .. --reps - 1 "
+                 f"are run (to grow a cell to 200 replicates from replicate 100: --first 100 --reps 200)")
     warnings.simplefilter("ignore")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cells = args.cells
