@@ -117,15 +117,18 @@ def default_regimes(post: DTRPosterior) -> dict[str, Regime | str]:
     """Regimes the report compares when none are given.
 
     The optimal regime, plus every static regime (all combinations of each stage's arms, at
-    most :data:`MAX_STATIC`) when every stage is closed-form: a static regime's value refits the
-    earlier stages, which is instant for closed-form and Gibbs stages but costs a multiple-imputation NUTS
-    refit per stage otherwise. Static regimes that some unit cannot follow (feasible sets) are
-    left out.
+    most :data:`MAX_STATIC`) when every earlier stage refits without NUTS: a static regime's
+    value refits the stages before the last, which is instant where the conjugate or Gibbs
+    engine accepts the stage (also after ``engine="mcmc"``) but costs a multiple-imputation
+    NUTS refit per stage otherwise (Bernoulli and survival stages, user priors). Static regimes
+    that some unit cannot follow (feasible sets) are left out.
     """
+    from bayesdtr.inference.engines import refit_engines
     from bayesdtr.regimes import Regime
 
     out: dict[str, Regime | str] = {"optimal": "optimal"}
-    if any(f.engine == "mcmc" for f in post.fits):
+    earlier = refit_engines(post.design, post.settings, post.priors)[:-1]
+    if any(engine.name == "mcmc" for engine in earlier):
         return out
     stages = post.design.stages
     combos = list(itertools.product(*[sd.arms for sd in stages]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -82,6 +83,24 @@ def test_default_regimes(post):
     regs = default_regimes(post)
     assert list(regs) == ["optimal", "always CD", "CD then MR", "MR then CD", "always MR"]
     assert regs["CD then MR"].static_arms == {"A1": "CD", "A2": "MR"}
+
+
+def test_default_regimes_follow_the_refit_engines(post, monkeypatch):
+    """After engine="mcmc", static regimes are compared wherever the earlier stages refit without
+    NUTS (conjugate or Gibbs); a stage that needs NUTS to refit leaves only the optimal regime."""
+    import dataclasses
+
+    import bayesdtr.inference.engines as engines
+
+    mcmc_post = copy.copy(post)
+    mcmc_post.settings = dataclasses.replace(post.settings, engine="mcmc")
+    assert engines.stage_engines(post.design, mcmc_post.settings, post.priors) == ["mcmc"] * 2
+    assert len(default_regimes(mcmc_post)) == 5
+    real = engines.refit_engines
+    monkeypatch.setattr(
+        engines, "refit_engines", lambda *a: [engines.ENGINES["mcmc"]] + real(*a)[1:]
+    )
+    assert list(default_regimes(mcmc_post)) == ["optimal"]
 
 
 def test_problems_are_red(post, monkeypatch):
