@@ -2,12 +2,14 @@
 
 The blocks of draws of a value run as dask tasks on a tiny in-process cluster here (threads,
 ``processes=False``, so the test stays fast); the value draws and the P(optimal) tallies must be
-identical to the in-process computation.
+identical to the in-process computation. One test connects by scheduler address to a worker in
+another process (pickled tasks over TCP, the path to a remote cluster).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -109,3 +111,27 @@ def test_client_refusals(model):
         pred.prob_optimal(1, client="local").to_numpy(),
         model.fit(**FIT, propagation="predictive").prob_optimal(1).to_numpy(),
     )
+
+
+def test_scheduler_address_with_worker_processes(model):
+    """``client="tcp://..."``: the path to a scheduler on other machines. The worker is a separate
+    process, so the tasks and the posterior they close over travel pickled over TCP, as they would
+    to a remote machine; the value draws must still be identical."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://")
+        static = bd.Regime.static(A1=1, A2=1)
+        got = model.fit(**FIT).value(static, method="q", client=address).values
+        with Client(address) as cl:
+            pids = set(cl.run(os.getpid).values())
+    assert pids and os.getpid() not in pids
+    want = model.fit(**FIT).value(static, method="q").values
+    np.testing.assert_array_equal(got, want)
