@@ -63,10 +63,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bayesdtr.data.design import DTRDesign
+from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import FitError
 from bayesdtr.inference.backward import Induction, refit_engines
-from bayesdtr.inference.draws import PropensityDraws, best_arm, posterior_mean, q_arms
+from bayesdtr.inference.draws import (
+    PropensityDraws,
+    StageDraws,
+    best_arm,
+    posterior_mean,
+    q_arms,
+)
 from bayesdtr.inference.propensity_fit import fit_propensities
 from bayesdtr.regimes import Regime
 from bayesdtr.values import check_propensities, pool, unit_terms
@@ -206,25 +212,52 @@ class CrossFit:
                 rules[sd.treatment] = _Lookup.of_regime(regime, sd.treatment)
                 continue
             fit = fold.optimal.fits[k]
-            g = design.groups_of(sd)
-            if kind == "mean":
-                q = q_arms(
-                    sd,
-                    posterior_mean(fit),
-                    np.zeros(1, dtype=np.int64),
-                    sd.X_main,
-                    sd.X_contrast,
-                    g,
-                )
-                codes = best_arm(q, sd.feasible)[0][0]
-            else:
-                best = best_arm(q_arms(sd, fit, idx, sd.X_main, sd.X_contrast, g), sd.feasible)[0]
-                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])
-                counts = np.where(sd.feasible.T, counts, -1)
-                codes = np.argmax(counts, axis=0)
+            codes = self._rule_codes(sd, fit, idx, design.groups_of(sd), kind)
             labels = pd.Series(sd.arm_coord[codes], index=design.data.index[sd.units])
             rules[sd.treatment] = _Lookup(labels, sd.treatment)
         return Regime.dynamic(rules, name=f"{regime.name} [fold {f + 1}/{self.folds}]")
+
+    def _rule_codes(
+        self,
+        sd: StageDesign,
+        fit: StageDraws,
+        idx: np.ndarray,
+        groups: np.ndarray | None,
+        kind: str,
+    ) -> np.ndarray:
+        """Arm codes of a fold rule at stage ``sd`` for each of its units, in chunks of units.
+
+        ``"map"``: the arm most often optimal over draws ``idx``; ``"mean"``: the argmax of the
+        posterior-mean Q. Each unit's arm depends on its own row only, so the chunks (of at most
+        ``settings.max_chunk_elements`` Q elements, arms x draws x units, at least one unit)
+        change no code; whole, the Q array of 200 draws at n = 1e6 would take 3.2 GB.
+        """
+        mean = posterior_mean(fit) if kind == "mean" else None
+        draws = np.zeros(1, dtype=np.int64) if mean is not None else idx
+        per_unit = len(draws) * max(sd.n_arms, 2)
+        if mean is not None and fit.q_model is not None:
+            per_unit = fit.n * max(sd.n_arms, 2)  # a forest's posterior mean evaluates every draw
+        step = max(1, self.post.settings.max_chunk_elements // per_unit)
+        codes = np.empty(sd.n_units, dtype=np.int64)
+        for start in range(0, sd.n_units, step):
+            part = slice(start, min(sd.n_units, start + step))
+            q = q_arms(
+                sd,
+                fit if mean is None else mean,
+                draws,
+                sd.X_main[part],
+                sd.X_contrast[part],
+                None if groups is None else groups[part],
+            )
+            best = best_arm(q, sd.feasible[part])[0]
+            del q
+            if mean is not None:
+                codes[part] = best[0]
+                continue
+            counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])
+            counts = np.where(sd.feasible[part].T, counts, -1)
+            codes[part] = np.argmax(counts, axis=0)
+        return codes
 
     # ------------------------------------------------------------------ values
     def contributions(
