@@ -104,7 +104,7 @@ def _whole_rule(cf, f, kind):
     idx = np.unique(np.linspace(0, S - 1, min(RULE_DRAWS, S)).astype(np.int64))
     out = []
     for k, sd in enumerate(post.design.stages):
-        fit = cf.fold_list[f].optimal.fits[k]
+        fit = cf.fold_list[f].fits[k]
         g = post.design.groups_of(sd)
         if kind == "mean":
             q = q_arms(
