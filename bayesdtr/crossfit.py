@@ -63,10 +63,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bayesdtr.data.design import DTRDesign
+from bayesdtr.data.design import DTRDesign, StageDesign
 from bayesdtr.exceptions import FitError
-from bayesdtr.inference.backward import Induction, refit_engines
-from bayesdtr.inference.draws import PropensityDraws, best_arm, posterior_mean, q_arms
+from bayesdtr.inference.backward import Induction, refit_engines, stage_fits_text
+from bayesdtr.inference.draws import (
+    PropensityDraws,
+    StageDraws,
+    best_arm,
+    posterior_mean,
+    q_arms,
+)
 from bayesdtr.inference.propensity_fit import fit_propensities
 from bayesdtr.regimes import Regime
 from bayesdtr.values import check_propensities, pool, unit_terms
@@ -111,13 +117,29 @@ def fold_labels(design: DTRDesign, folds: int, rng: np.random.Generator) -> np.n
 
 @dataclass
 class _Fold:
-    """One fold: its training and held-out designs and the training posterior."""
+    """One fold: its held-out and training positions and the training posterior's draws.
 
+    The fold's designs are subsets of the posterior's, built when asked for
+    (:meth:`DTRDesign.subset`, O(n)): held all at once, the online scheme's six training designs
+    alone would take about 3.9 x the data's design (some 800 MB at n = 1e6).
+    """
+
+    design: DTRDesign
     test: np.ndarray
-    train_design: DTRDesign
-    test_design: DTRDesign
+    train: np.ndarray
     propensities: list[PropensityDraws | None]
-    optimal: Induction
+    fits: list[StageDraws]
+    origins: list[str]
+
+    @property
+    def train_design(self) -> DTRDesign:
+        """The design of the training units."""
+        return self.design.subset(self.train)
+
+    @property
+    def test_design(self) -> DTRDesign:
+        """The design of the held-out units."""
+        return self.design.subset(self.test)
 
 
 class CrossFit:
@@ -182,7 +204,10 @@ class CrossFit:
                 engines=refit_engines(train_design, settings, priors),
             )
             ind.run()
-            self.fold_list.append(_Fold(test, train_design, design.subset(test), props, ind))
+            # the draws, not the induction: it holds its design and per-unit decision tallies
+            fold = _Fold(design, test, train, props, list(ind.fits), list(ind.origins))  # type: ignore[arg-type]
+            self.fold_list.append(fold)
+            del ind, train_design
         self._rules: dict[str, list[Regime]] = {}
         self._evaluators: dict[tuple, Induction] = {}
 
@@ -205,26 +230,53 @@ class CrossFit:
             if not (learned or regime.follows_optimal(sd.treatment)):
                 rules[sd.treatment] = _Lookup.of_regime(regime, sd.treatment)
                 continue
-            fit = fold.optimal.fits[k]
-            g = design.groups_of(sd)
-            if kind == "mean":
-                q = q_arms(
-                    sd,
-                    posterior_mean(fit),
-                    np.zeros(1, dtype=np.int64),
-                    sd.X_main,
-                    sd.X_contrast,
-                    g,
-                )
-                codes = best_arm(q, sd.feasible)[0][0]
-            else:
-                best = best_arm(q_arms(sd, fit, idx, sd.X_main, sd.X_contrast, g), sd.feasible)[0]
-                counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])
-                counts = np.where(sd.feasible.T, counts, -1)
-                codes = np.argmax(counts, axis=0)
+            fit = fold.fits[k]
+            codes = self._rule_codes(sd, fit, idx, design.groups_of(sd), kind)
             labels = pd.Series(sd.arm_coord[codes], index=design.data.index[sd.units])
             rules[sd.treatment] = _Lookup(labels, sd.treatment)
         return Regime.dynamic(rules, name=f"{regime.name} [fold {f + 1}/{self.folds}]")
+
+    def _rule_codes(
+        self,
+        sd: StageDesign,
+        fit: StageDraws,
+        idx: np.ndarray,
+        groups: np.ndarray | None,
+        kind: str,
+    ) -> np.ndarray:
+        """Arm codes of a fold rule at stage ``sd`` for each of its units, in chunks of units.
+
+        ``"map"``: the arm most often optimal over draws ``idx``; ``"mean"``: the argmax of the
+        posterior-mean Q. Each unit's arm depends on its own row only, so the chunks (of at most
+        ``settings.max_chunk_elements`` Q elements, arms x draws x units, at least one unit)
+        change no code; whole, the Q array of 200 draws at n = 1e6 would take 3.2 GB.
+        """
+        mean = posterior_mean(fit) if kind == "mean" else None
+        draws = np.zeros(1, dtype=np.int64) if mean is not None else idx
+        per_unit = len(draws) * max(sd.n_arms, 2)
+        if mean is not None and fit.q_model is not None:
+            per_unit = fit.n * max(sd.n_arms, 2)  # a forest's posterior mean evaluates every draw
+        step = max(1, self.post.settings.max_chunk_elements // per_unit)
+        codes = np.empty(sd.n_units, dtype=np.int64)
+        for start in range(0, sd.n_units, step):
+            part = slice(start, min(sd.n_units, start + step))
+            q = q_arms(
+                sd,
+                fit if mean is None else mean,
+                draws,
+                sd.X_main[part],
+                sd.X_contrast[part],
+                None if groups is None else groups[part],
+            )
+            best = best_arm(q, sd.feasible[part])[0]
+            del q
+            if mean is not None:
+                codes[part] = best[0]
+                continue
+            counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])
+            counts = np.where(sd.feasible[part].T, counts, -1)
+            codes[part] = np.argmax(counts, axis=0)
+        return codes
 
     # ------------------------------------------------------------------ values
     def contributions(
@@ -237,35 +289,37 @@ class CrossFit:
         for f, fold in enumerate(self.fold_list):
             rule = self.fold_rule(f, regime, kind)
             seed = post.child_seed(f"crossfit/{self.folds}/{f}/{method}/{regime.name}")
+            test_design = fold.test_design
             if method == "q":
                 # Q-functions of the fixed fold rule, fitted on the held-out fold itself
                 ev = Induction(
-                    fold.test_design,
+                    test_design,
                     settings,
                     priors,
                     fold.propensities,
                     rule,
                     seed,
                     post.induction.samplers,
-                    engines=refit_engines(fold.test_design, settings, priors),
+                    engines=refit_engines(test_design, settings, priors),
                 )
                 ev.run()
             else:
-                check_propensities(fold.train_design, fold.propensities, method)
+                train_design = fold.train_design
+                check_propensities(train_design, fold.propensities, method)
                 s_train, s_test = seed.spawn(2)
                 follow = Induction(
-                    fold.train_design,
+                    train_design,
                     settings,
                     priors,
                     fold.propensities,
                     rule,
                     s_train,
                     post.induction.samplers,
-                    engines=refit_engines(fold.train_design, settings, priors),
+                    engines=refit_engines(train_design, settings, priors),
                 )
-                follow.run(last=fold.optimal.fits[-1])
+                follow.run(last=fold.fits[-1])
                 ev = Induction(
-                    fold.test_design,
+                    test_design,
                     settings,
                     priors,
                     fold.propensities,
@@ -274,6 +328,7 @@ class CrossFit:
                     post.induction.samplers,
                 )
                 ev.fits, ev.origins = follow.fits, follow.origins
+                del follow, train_design
             out.append((fold.test, ev))
         return out
 
@@ -281,7 +336,8 @@ class CrossFit:
         """How the chunks' stages were fitted, in words (``value()`` attrs ``stage_fits``): the
         training chunks' posteriors, then the refits that follow the learned rule (the first
         valued chunk's; every chunk uses the same engines). Call after :meth:`value`."""
-        train = self.fold_list[0].optimal.refits(fitted)
+        first = self.fold_list[0]
+        train = stage_fits_text(self.post.design.treatments, first.origins, fitted)
         ev = self._evaluators[(regime.key, method, kind)]
         where = "on the valued chunk" if method == "q" else "on the training chunks"
         return f"training chunks: {train}; the learned rule's refits {where}: {ev.refits(fitted)}"

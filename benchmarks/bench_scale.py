@@ -7,7 +7,7 @@ Every case runs in its own fresh Python process (``--child``), so that its peak 
 |---|---|---|
 | ``import`` | ``import bayesdtr`` in a fresh process (median of 7) | ``import numpy, pandas`` (what any analysis needs at least) |
 | ``whole_10k`` | ``two_stage_cont``, n = 10,000, stages without propensity models, ``fit(engine="conjugate", draws=1000, chains=4)`` + ``prob_optimal`` of both stages + ``value("optimal", method="q", crossfit=0)`` | a hand-written NumPy pipeline of the same computation (below) |
-| ``large`` | the same analysis at n = 1,000,000 (draws x chains from ``--large-draws``) plus ``value(static (1, 1), method="q")``: wall time and peak RSS | the dense (draws x units) float64 array it never builds |
+| ``large`` | the same analysis at n = 1,000,000 (4 chains x ``--large-draws``) plus ``value(static (1, 1), method="q")`` and the library's default ``value("optimal")`` (online sample splitting: six chunks, each valued by a rule learned on the chunks before it; ``--no-online`` leaves it out): wall time of each part and peak RSS after each part | the dense (draws x units) float64 array it never builds, and the (200 draws x units x arms) Q array a fold rule would build whole |
 | ``dask`` (``--only dask``) | n = 100,000, 4 x ``--large-draws``: a static regime's q value and stage-1 P(optimal) with ``client=`` an in-process ``LocalCluster`` of one thread per core (cluster start not timed) | the same two queries in process (``client=None``) on an equal posterior; the results must be identical |
 | ``bmi_mcmc`` / ``bmi_conjugate`` | bmi with propensity models, ``fit(engine=...)`` + ``compare`` of 5 regimes with ``method="aipw"`` (the learned one by online sample splitting), each regime's value timed on its own (``--bmi-samplers nutpie nutpie-jax`` adds a row with nutpie's JAX backend) | each other; compile seconds per model, cold (fresh process) and warm (refit in it) |
 
@@ -24,6 +24,7 @@ Usage::
     python benchmarks/bench_scale.py            # about 20 min on the 2-core machine
     python benchmarks/bench_scale.py --quick    # about 2 min: n = 2,000 and 100,000, no bmi
     python benchmarks/bench_scale.py --large-draws 1000   # n = 1e6 at 4 x 1,000 draws (long)
+    python benchmarks/bench_scale.py --only large --out scale_large   # the large case alone
     python benchmarks/bench_scale.py --only bmi --out scale_bmi   # the bmi case alone
     python benchmarks/bench_scale.py --only dask --out scale_dask # value blocks on dask vs here
 
@@ -70,24 +71,30 @@ def _two_stage(n: int):
     return bd, df, stages
 
 
-def child_library(n: int, draws: int, chains: int, static: bool) -> dict:
+def child_library(n: int, draws: int, chains: int, static: bool, online: bool = False) -> dict:
+    """The analysis of ``whole``/``large``; ``peak_rss_mb`` after each part in ``peaks``."""
     bd, df, stages = _two_stage(n)
     out: dict = {}
+    peaks: dict = {}
     t0 = time.perf_counter()
     model = bd.DTRModel(df, stages, outcome="Y")
     out["model_s"] = time.perf_counter() - t0
+    peaks["model"] = rss_mb()
     t0, c0 = time.perf_counter(), time.process_time()
     post = model.fit(
         draws=draws, chains=chains, random_seed=1, progressbar=False, engine="conjugate"
     )
     out["fit_s"] = time.perf_counter() - t0
+    peaks["fit"] = rss_mb()
     t1 = time.perf_counter()
     p1 = post.prob_optimal(1)
     p2 = post.prob_optimal(2)
     out["prob_optimal_s"] = time.perf_counter() - t1
+    peaks["prob_optimal"] = rss_mb()
     t1 = time.perf_counter()
     v = post.value("optimal", method="q", crossfit=0)
     out["value_q_s"] = time.perf_counter() - t1
+    peaks["value_q"] = rss_mb()
     out["analysis_s"] = time.perf_counter() - t0
     out["analysis_cpu_s"] = time.process_time() - c0
     if static:
@@ -95,11 +102,24 @@ def child_library(n: int, draws: int, chains: int, static: bool) -> dict:
         vs = post.value(bd.Regime.static(A1=1, A2=1), method="q")
         out["value_static_s"] = time.perf_counter() - t1
         out["value_static_mean"] = float(vs.mean())
+        peaks["value_static"] = rss_mb()
+    if online:
+        # the library's default value of the learned rule: online sample splitting (10 chunks,
+        # 6 valued, each by a rule learned on the chunks before it; method "q" here, as these
+        # stages have no propensity models)
+        t1 = time.perf_counter()
+        vo = post.value("optimal")
+        out["value_online_s"] = time.perf_counter() - t1
+        out["value_online_method"] = vo.attrs["method"]
+        out["value_online_mean"] = float(vo.mean())
+        out["value_online_sd"] = float(vo.std())
+        peaks["value_online"] = rss_mb()
     out |= {
         "p1_mean": float(p1.iloc[:, 1].mean()),
         "p2_mean": float(p2.iloc[:, 1].mean()),
         "value_mean": float(v.mean()),
         "value_sd": float(v.std()),
+        "peaks": peaks,
         "peak_rss_mb": rss_mb(),
     }
     return out
@@ -328,6 +348,17 @@ def main() -> None:
         default=None,
         help="draws per chain of the large case (4 chains; 100)",
     )
+    ap.add_argument(
+        "--no-online",
+        action="store_true",
+        help="leave the default (online sample-split) value('optimal') out of the large case",
+    )
+    ap.add_argument(
+        "--large-timeout",
+        type=float,
+        default=3600,
+        help="seconds the large case may run before it is stopped and reported as timed out",
+    )
     ap.add_argument("--no-bmi", action="store_true")
     ap.add_argument(
         "--only",
@@ -358,7 +389,8 @@ def main() -> None:
         if kind == "import":
             out = child_import(rest[0])
         elif kind == "library":
-            out = child_library(int(rest[0]), int(rest[1]), int(rest[2]), rest[3] == "1")
+            online = len(rest) > 4 and rest[4] == "1"
+            out = child_library(int(rest[0]), int(rest[1]), int(rest[2]), rest[3] == "1", online)
         elif kind == "numpy":
             out = child_numpy(int(rest[0]), int(rest[1]), int(rest[2]))
         elif kind == "dask":
@@ -411,7 +443,7 @@ def main() -> None:
     if "whole" in args.only:
         run_whole(args, n_whole, draws_whole, row)
     if "large" in args.only:
-        run_large(n_large, large_draws, row)
+        run_large(n_large, large_draws, row, not args.no_online, args.large_timeout)
     if "dask" in args.only:
         run_dask(100_000 if not args.quick else 20_000, large_draws, row)
     if "bmi" in args.only and not (args.quick or args.no_bmi):
@@ -439,21 +471,40 @@ def run_whole(args, n_whole: int, draws_whole: int, row) -> None:
     )
 
 
-def run_large(n_large: int, large_draws: int, row) -> None:
-    big = run_child(["library", str(n_large), str(large_draws), "4", "1"], 3600)
-    dense_gb = n_large * large_draws * 4 * 8 / 1e9
+def run_large(
+    n_large: int, large_draws: int, row, online: bool = True, timeout: float = 3600
+) -> None:
+    from bayesdtr.crossfit import RULE_DRAWS
+
+    big = run_child(
+        ["library", str(n_large), str(large_draws), "4", "1", "1" if online else "0"], timeout
+    )
+    S = large_draws * 4
+    dense_gb = n_large * S * 8 / 1e9
+    # what the fold rule of each valued chunk and stage built before it went by chunks of units:
+    # Q of its thinned draws for every unit and both arms (float64)
+    rule_gb = min(RULE_DRAWS, S) * n_large * 2 * 8 / 1e9
+    parts = ["analysis_s", "value_static_s"] + (["value_online_s"] if online else [])
+    total = None if "error" in big else sum(big.get(k, 0) for k in parts)
     row(
         "large",
-        f"n={n_large:,}, 4x{large_draws}: + static q value",
-        big.get("analysis_s", 0) + big.get("value_static_s", 0) if "error" not in big else None,
+        f"n={n_large:,}, 4x{large_draws}: fit + prob_optimal x2 + plug-in q value + static q "
+        "value" + (" + value('optimal') (default: online sample split)" if online else ""),
+        total,
         None,
-        f"dense draws x units array {dense_gb:.1f} GB",
+        f"dense draws x units array {dense_gb:.1f} GB"
+        + (f"; unchunked fold-rule Q array {rule_gb:.1f} GB" if online else ""),
         peak_rss_mb=big.get("peak_rss_mb"),
         model_s=big.get("model_s"),
         fit_s=big.get("fit_s"),
         prob_optimal_s=big.get("prob_optimal_s"),
         value_q_s=big.get("value_q_s"),
         value_static_s=big.get("value_static_s"),
+        value_online_s=big.get("value_online_s"),
+        value_online_method=big.get("value_online_method"),
+        value_online_mean=big.get("value_online_mean"),
+        value_online_sd=big.get("value_online_sd"),
+        peaks=json.dumps({k: round(v) for k, v in (big.get("peaks") or {}).items()}),
         check=big.get("error", ""),
     )
 
@@ -556,7 +607,15 @@ def write_results(args, rows: list[dict], load0, load1) -> None:
             notes = (
                 f"model {f(r.get('model_s'), '.1f')} s, fit {f(r.get('fit_s'), '.1f')} s, P(optimal) "
                 f"{f(r.get('prob_optimal_s'), '.1f')} s, q value {f(r.get('value_q_s'), '.1f')} s, static "
-                f"{f(r.get('value_static_s'), '.1f')} s {notes}"
+                f"{f(r.get('value_static_s'), '.1f')} s"
+                + (
+                    f", value('optimal') {f(r.get('value_online_s'), '.1f')} s (method "
+                    f"{r.get('value_online_method')}, mean {f(r.get('value_online_mean'), '.3f')}, "
+                    f"sd {f(r.get('value_online_sd'), '.4f')})"
+                    if r.get("value_online_s") is not None
+                    else ""
+                )
+                + f"; peak RSS MB after each part {r.get('peaks')} {notes}"
             )
         if r["case"] == "compile":
             notes = f"warm {f(r.get('warm_s'))} s"

@@ -92,3 +92,58 @@ def test_analysis_memory_does_not_grow_with_draws_x_units():
     # what remains is the Bayesian-bootstrap weights, generated in fixed blocks of 256 draws
     assert peak_big < 1.25 * peak_small, (peak_small, peak_big)
     assert peak_big < dense / 5, (peak_big, dense)
+
+
+def _whole_rule(cf, f, kind):
+    """A fold rule's arm codes per stage from one Q array over every unit (no chunks)."""
+    from bayesdtr.crossfit import RULE_DRAWS
+    from bayesdtr.inference.draws import best_arm, posterior_mean, q_arms
+
+    post = cf.post
+    S = post.n_samples
+    idx = np.unique(np.linspace(0, S - 1, min(RULE_DRAWS, S)).astype(np.int64))
+    out = []
+    for k, sd in enumerate(post.design.stages):
+        fit = cf.fold_list[f].fits[k]
+        g = post.design.groups_of(sd)
+        if kind == "mean":
+            q = q_arms(
+                sd, posterior_mean(fit), np.zeros(1, dtype=np.int64), sd.X_main, sd.X_contrast, g
+            )
+            out.append(best_arm(q, sd.feasible)[0][0].astype(np.int64))
+            continue
+        best = best_arm(q_arms(sd, fit, idx, sd.X_main, sd.X_contrast, g), sd.feasible)[0]
+        counts = np.stack([np.count_nonzero(best == j, axis=0) for j in range(sd.n_arms)])
+        out.append(np.argmax(np.where(sd.feasible.T, counts, -1), axis=0))
+    return out
+
+
+def test_fold_rules_and_online_values_do_not_depend_on_the_chunk_size(ex3):
+    """The fold rules of the sample-split value go over the units in chunks (at n = 1e6 one Q
+    array of 200 draws would take 3.2 GB): 1,000 elements (two units per chunk) give every
+    unit exactly the arm of one whole array, and the value draws of the default setting."""
+    kw = dict(draws=100, chains=2, random_seed=5, progressbar=False)
+    small = ex3.fit(**kw, chunk_elements=1_000)
+    cf = small._crossfit(10, "online")
+    for kind in ("map", "mean"):
+        for f in range(len(cf.fold_list)):
+            rule = cf.fold_rule(f, bd.Regime.optimal(), kind)
+            for sd, want in zip(small.design.stages, _whole_rule(cf, f, kind), strict=True):
+                got = rule.assign(sd.treatment, small.design.data.iloc[sd.units])
+                np.testing.assert_array_equal(got, sd.arm_coord[want], err_msg=f"{kind} {f}")
+    # end to end: the fold posteriors themselves were propagated in chunks of a few draws, which
+    # moves the last bit of a sum (RTOL, as above); no arm changes, or a draw would move by O(1)
+    ref = ex3.fit(**kw)
+    for method in ("aipw", "q"):
+        np.testing.assert_allclose(
+            small.value("optimal", method=method).values,
+            ref.value("optimal", method=method).values,
+            rtol=RTOL,
+            atol=1e-12,
+        )
+    np.testing.assert_allclose(
+        small.value(small.rule(kind="mean")).values,
+        ref.value(ref.rule(kind="mean")).values,
+        rtol=RTOL,
+        atol=1e-12,
+    )

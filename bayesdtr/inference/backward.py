@@ -68,6 +68,7 @@ __all__ = [
     "regime_codes",
     "reusable_stages",
     "stage_engines",
+    "stage_fits_text",
 ]
 
 Propagation = Literal["mean", "predictive", "augmented", "modal"]
@@ -185,16 +186,7 @@ class Induction:
         ``fitted``: the engines of the posterior's own fit, so that a refit by another engine
         (a NUTS stage refitted by ``"conjugate"`` or ``"gibbs"``) says so.
         """
-        parts = []
-        for k, (sd, origin) in enumerate(zip(self.design.stages, self.origins, strict=True)):
-            if origin == "reused":
-                what = "fit reused"
-            elif fitted is not None and fitted[k] != origin:
-                what = f"{origin} (the fit used {fitted[k]}; same model)"
-            else:
-                what = origin or "not fitted"
-            parts.append(f"{sd.treatment}: {what}")
-        return ", ".join(parts)
+        return stage_fits_text([sd.treatment for sd in self.design.stages], self.origins, fitted)
 
     def family(self, k: int) -> str:
         """Name of stage k's outcome family (Gaussian before the last stage)."""
@@ -428,6 +420,24 @@ def _count_block(idx: np.ndarray, shared: tuple[Induction, int]) -> np.ndarray:
         for j in range(sd.n_arms):
             out[j] += np.count_nonzero(d == j, axis=0)
     return out
+
+
+def stage_fits_text(
+    treatments: Sequence[str], origins: Sequence[str], fitted: Sequence[str] | None = None
+) -> str:
+    """How each stage's draws came about, in words (:meth:`Induction.refits`): ``origins[k]``
+    the engine that fitted stage k or ``"reused"``; ``fitted`` the engines of the posterior's own
+    fit, so that a refit by another engine says so."""
+    parts = []
+    for k, (treatment, origin) in enumerate(zip(treatments, origins, strict=True)):
+        if origin == "reused":
+            what = "fit reused"
+        elif fitted is not None and fitted[k] != origin:
+            what = f"{origin} (the fit used {fitted[k]}; same model)"
+        else:
+            what = origin or "not fitted"
+        parts.append(f"{treatment}: {what}")
+    return ", ".join(parts)
 
 
 def reusable_stages(design: DTRDesign, regime: Regime) -> list[bool]:
