@@ -9,6 +9,17 @@ fit can depend on what ran before (alignment-dependent floating-point sums, 1e-8
 stage 2's sampler, then amplified by the imputation refits), while a fresh process with the same
 seed is bit-identical.
 
+NUTS fingerprints are bit-identical on one machine and software stack, not across them: Numba
+compiles the log density for the host CPU, and on an AMD EPYC machine without AVX-512 the stage-2
+draws of ``chakraborty_ex3/mcmc`` differed from the first recording by 1e-7 relative, which the
+stage-1 imputation refits amplify (the closed-form and Gibbs cases were identical). So a NUTS
+case is also recorded per machine (:func:`machine_key`: the CPU LLVM targets and the versions of
+the numerical stack) in ``tests/data/golden_nuts_machines.json``: ``python tests/golden.py
+--machine`` adds this machine's recordings. ``tests/test_golden.py`` compares a NUTS case
+strictly with this machine's recording; on a machine with none it accepts any recording that
+matches, and otherwise checks that a second fresh process gives the same fingerprint and skips,
+saying how to record one.
+
 A fingerprint holds, for every array of every stage's posterior (and sample stats), its sum, its
 sum of squares and its first four values; P(arm optimal) summed per arm; and the posterior mean
 and SD of the plug-in optimal value and of a static regime's q value.
@@ -24,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 PATH = Path(__file__).resolve().parent / "data" / "golden_posteriors.json"
+MACHINE_PATH = PATH.parent / "golden_nuts_machines.json"
 SEED = 20261202
 
 
@@ -125,9 +137,43 @@ def fingerprint_of(name: str) -> dict[str, list[float]]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def machine_key() -> str:
+    """The CPU that Numba compiles for and the numerical stack's versions: NUTS fingerprints are
+    bit-identical for one key."""
+    from importlib.metadata import version
+
+    import llvmlite.binding as llvm
+
+    stack = ("numba", "llvmlite", "numpy", "pytensor", "pymc", "nutpie")
+    return " ".join([f"cpu={llvm.get_host_cpu_name()}"] + [f"{p}={version(p)}" for p in stack])
+
+
+def nuts_recordings(name: str) -> dict[str, dict[str, list[float]]]:
+    """Every recorded fingerprint of a NUTS case: the first recording (machine not recorded) and
+    one per machine key."""
+    golden = json.loads(PATH.read_text())
+    machines = json.loads(MACHINE_PATH.read_text()) if MACHINE_PATH.exists() else {}
+    out = {"first recording": golden[name]} if name in golden else {}
+    return out | machines.get(name, {})
+
+
+def record_machine() -> None:
+    """Add this machine's fingerprints of every NUTS case to ``MACHINE_PATH``."""
+    key = machine_key()
+    machines = json.loads(MACHINE_PATH.read_text()) if MACHINE_PATH.exists() else {}
+    for name, case in cases().items():
+        if case["mcmc"]:
+            machines.setdefault(name, {})[key] = fingerprint_of(name)
+            print(name, "recorded for", key, flush=True)
+    MACHINE_PATH.write_text(json.dumps(machines, indent=1, sort_keys=True) + "\n")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--one"]:
         print(json.dumps(fingerprint(fit_case(cases()[sys.argv[2]]))))
+        return
+    if sys.argv[1:2] == ["--machine"]:
+        record_machine()
         return
     results = {}
     only = sys.argv[1:]
