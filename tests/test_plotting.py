@@ -327,4 +327,10 @@ def test_report_of_hierarchical_mcmc_fit(hier, tmp_path):
     ):
         assert f'<img alt="{alt}"' in text
     assert '<p class="problem">Sampling diagnostics need attention' in text  # a tiny fit
-    assert "Only the optimal regime is listed" in text  # MCMC: no static refits by default
+    # engine="mcmc", but its Gaussian stages refit by Gibbs: the static regimes are compared too
+    from bayesdtr.report import default_regimes
+
+    labels = list(default_regimes(post))
+    assert len(labels) > 1 and "Only the optimal regime is listed" not in text
+    for label in labels[1:]:
+        assert f">{label}</td>" in text

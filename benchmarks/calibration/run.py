@@ -8,9 +8,10 @@ the first tables: replicate r then had the same data seed in every scenario, and
 published designs, which draw O1, A1, O2, A2 and the noise in the same order, shared those draws,
 so their cells were one correlated Monte Carlo draw, not nine; estimates correlated 0.55-0.92
 between examples 1-5. Those cells are kept in ``cells_shared_seeds/``, with the first
-``k_stage`` n = 300 cell. The ``multisite_smart``, ``two_stage_cont`` and ``k_stage`` n = 1,000
-cells in ``cells/`` were run with shared seeds too (grow them with ``--shared-seeds``); their
-generators differ from each other and from the published designs.)
+``k_stage`` n = 300 cell. The ``multisite_smart`` n = 300, ``two_stage_cont`` and ``k_stage``
+n = 1,000 cells in ``cells/`` were run with shared seeds too (grow them with ``--shared-seeds``);
+their generators differ from each other and from the published designs. ``multisite_smart``
+n = 1,000 has its own seeds.)
 
 - ``psi10``, ``psi11``: the stage-1 contrast coefficients (intercept and first covariate of the
   stage-1 contrast, bayesdtr's parametrization: Q_1(h, arm 1) - Q_1(h, reference));
@@ -40,7 +41,11 @@ Usage::
 
 ``multisite_smart``: bayesdtr's methods fit the hierarchical model (Gibbs engine), the baselines
 fixed site effects; about 80 s per replicate at n = 300 (every online chunk refits the
-hierarchical model). ``cells_fixed_effects/`` keeps an earlier 50-replicate cell in which bayesdtr
+hierarchical model). Its n = 1,000 cell was run as
+``--scenarios multisite_smart --n 1000 --truth-units 200000 --skip bayes_cross bayes_q``, in two
+processes (``--reps 100`` and ``--first 100 --reps 200``), about 40 CPU-seconds per replicate:
+with the default 1,000,000 truth units, valuing the fitted rule's truth took more than the
+methods. ``cells_fixed_effects/`` keeps an earlier 50-replicate cell in which bayesdtr
 also fitted fixed per-site effects: 41 columns on 120-unit training chunks made its value
 intervals 3.8 times wider than the spread of its estimates.
 
