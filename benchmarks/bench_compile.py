@@ -49,7 +49,7 @@ from _util import RESULTS, environment
 HERE = Path(__file__).resolve().parent
 MODELS = ("propensity", "bernoulli", "hierarchical", "survival")
 FIT = dict(draws=100, tune=100, chains=2, imputations=2, progressbar=False, warn=False)
-SAMPLERS = ("nutpie", "nutpie-jax")
+SAMPLERS = ("nutpie", "nutpie-jax", "nutpie-cached")
 
 
 # ---------------------------------------------------------------------------------------- child

@@ -52,7 +52,8 @@ def test_a_cache_folder_others_can_write_is_not_loaded(tmp_path, numba_cache, wh
 
 def test_unknown_sampler_names_the_choices():
     with pytest.raises(
-        FitError, match=r"sampler='stan' is not supported; use 'nutpie', 'nutpie-jax', 'pymc'"
+        FitError,
+        match=r"sampler='stan' is not supported; use 'nutpie', 'nutpie-jax', 'nutpie-cached', 'pymc'",
     ):
         NUTSSampler(model=None, sampler="stan")  # type: ignore[arg-type]
 
@@ -61,7 +62,8 @@ def test_fit_lists_nutpie_jax_among_the_samplers():
     scn = bd.scenario("two_stage_cont")
     model = bd.DTRModel(scn.sample(60, seed=1), scn.stages, outcome="Y")
     with pytest.raises(
-        FitError, match=r"sampler='jax' is not one of \['nutpie', 'nutpie-jax', 'pymc', 'numpyro'\]"
+        FitError,
+        match=r"sampler='jax' is not one of \['nutpie', 'nutpie-jax', 'nutpie-cached', 'pymc', 'numpyro'\]",
     ):
         model.fit(sampler="jax")  # type: ignore[arg-type]
 
@@ -87,3 +89,41 @@ def test_nutpie_jax_agrees_with_numba_on_a_propensity_model():
     assert gap.max() < 0.35, gap
     ratio = gam["nutpie-jax"].std(axis=0) / sd
     assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
+
+
+@pytest.mark.integration
+def test_nutpie_cached_samples_the_same_posterior_and_swaps_data():
+    """Python callbacks around PyTensor's Numba functions: the propensity posterior of the C
+    callbacks, the same draws for the same seed, and data swapped without compiling again."""
+    import numpy as np
+    import pymc as pm
+
+    from bayesdtr.inference.sampling import NUTSSampler
+
+    scn = bd.scenario("two_stage_cont")
+    model = bd.DTRModel(scn.sample(200, seed=3), scn.stages, outcome="Y")
+    kw = dict(engine="conjugate", draws=300, tune=300, chains=2, progressbar=False, warn=False)
+    gam = {}
+    for sampler in ("nutpie", "nutpie-cached"):
+        post = model.fit(sampler=sampler, random_seed=5, **kw)
+        gam[sampler] = post.propensities[0].gamma
+    again = model.fit(sampler="nutpie-cached", random_seed=5, **kw)
+    np.testing.assert_array_equal(again.propensities[0].gamma, gam["nutpie-cached"])
+    sd = gam["nutpie"].std(axis=0)
+    gap = np.abs(gam["nutpie"].mean(axis=0) - gam["nutpie-cached"].mean(axis=0)) / sd
+    assert gap.max() < 0.35, gap
+    ratio = gam["nutpie-cached"].std(axis=0) / sd
+    assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
+
+    # a data container swapped by ``run``: the posterior of a mean follows the new data
+    rng = np.random.default_rng(0)
+    with pm.Model() as toy:
+        y = pm.Data("y", rng.normal(0.0, 1.0, size=40))
+        mu = pm.Normal("mu", 0.0, 100.0)
+        sigma = pm.HalfNormal("sigma", 5.0)
+        pm.Normal("obs", mu, sigma, observed=y)
+    smp = NUTSSampler(toy, sampler="nutpie-cached")
+    shifted = rng.normal(10.0, 1.0, size=60)
+    res = smp.run({"y": shifted}, draws=200, tune=200, chains=2, seed=1)
+    assert abs(res.draws["mu"].mean() - shifted.mean()) < 0.3
+    assert res.draws["sigma"].shape == (2, 200) and np.all(res.draws["sigma"] > 0)

@@ -9,12 +9,18 @@ Compile cost (``benchmarks/bench_compile.py``). With ``sampler="nutpie"`` PyTens
 graph and Numba compiles it; PyTensor keeps the Numba machine code of its graph functions on disk
 (``<base_compiledir>/numba``, keyed by a hash of the function's generated source), so a second
 process skips part of the work, but nutpie's two C callbacks around them (they close over the
-model's data) are compiled again in every process. ``sampler="nutpie-jax"`` builds the same
-model with nutpie's JAX backend (JAX gradients; JAX is an optional extra): it compiles in about
-a second and a half, but every log-density call goes through Python, so each gradient is
-slower; it suits models sampled once (propensity models, the last stage), not hundreds of
-imputations. Numba's cache index files are pickles, so :func:`check_cache_dir` disables that
-disk cache (with a warning) when its folder is not this user's own or can be written by others.
+model's data) are typed and compiled again in every process: 6-9 s per model on an idle 2-core
+machine with the disk cache warm, 25-30 s cold. ``sampler="nutpie-cached"``
+(:mod:`bayesdtr.inference.pyfunc`) hands nutpie Python callbacks around PyTensor's cached Numba
+functions instead: about a second per model once the machine has compiled the model's operations
+(the first process on a machine still pays Numba's 10-25 s), but every gradient is a Python call
+and the chains of a run take turns, so sampling is 3-5 times slower for small models.
+``sampler="nutpie-jax"`` builds the same model with nutpie's JAX backend (JAX gradients; JAX is
+an optional extra): it compiles in about a second and a half, cold or warm, but each gradient is
+slower still (about 19 times the C callbacks' sampling time on bmi's propensity model). Both
+suit models sampled once (propensity models, the last stage), not hundreds of imputations.
+Numba's cache index files are pickles, so :func:`check_cache_dir` disables that disk cache (with
+a warning) when its folder is not this user's own or can be written by others.
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ __all__ = [
 _CACHE: OrderedDict[tuple, NUTSSampler] = OrderedDict()
 CACHE_SIZE = 32
 
-Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
-#: The samplers that run nutpie (Numba or JAX backend): compiled once, data swapped by ``with_data``.
-NUTPIE = ("nutpie", "nutpie-jax")
+Sampler = Literal["nutpie", "nutpie-jax", "nutpie-cached", "pymc", "numpyro"]
+#: The samplers that run nutpie (Numba C callbacks, JAX, or Python callbacks around cached Numba
+#: functions): compiled once, data swapped by ``with_data``.
+NUTPIE = ("nutpie", "nutpie-jax", "nutpie-cached")
 
 
 @dataclass
@@ -70,10 +77,10 @@ class NUTSSampler:
     _compiled: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.sampler not in ("nutpie", "nutpie-jax", "pymc", "numpyro"):
+        if self.sampler not in (*NUTPIE, "pymc", "numpyro"):
             raise FitError(
-                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'nutpie-jax', 'pymc' "
-                "or 'numpyro'."
+                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'nutpie-jax', "
+                "'nutpie-cached', 'pymc' or 'numpyro'."
             )
         if self.sampler == "nutpie-jax":
             try:
@@ -98,6 +105,10 @@ class NUTSSampler:
             t0 = time.perf_counter()
             if self.sampler == "nutpie":
                 self._compiled = nutpie.compile_pymc_model(self.model, freeze_model=False)
+            elif self.sampler == "nutpie-cached":
+                from bayesdtr.inference.pyfunc import compile_pyfunc
+
+                self._compiled = compile_pyfunc(self.model)
             else:
                 self._compiled = nutpie.compile_pymc_model(
                     self.model, backend="jax", gradient_backend="jax", freeze_model=False
