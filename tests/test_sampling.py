@@ -119,11 +119,12 @@ def test_nutpie_cached_samples_the_same_posterior_and_swaps_data():
     rng = np.random.default_rng(0)
     with pm.Model() as toy:
         y = pm.Data("y", rng.normal(0.0, 1.0, size=40))
+        shift = pm.Data("shift", 0.0)  # a 0-d container, as the models' counts are
         mu = pm.Normal("mu", 0.0, 100.0)
         sigma = pm.HalfNormal("sigma", 5.0)
-        pm.Normal("obs", mu, sigma, observed=y)
+        pm.Normal("obs", mu + shift, sigma, observed=y)
     smp = NUTSSampler(toy, sampler="nutpie-cached")
     shifted = rng.normal(10.0, 1.0, size=60)
-    res = smp.run({"y": shifted}, draws=200, tune=200, chains=2, seed=1)
-    assert abs(res.draws["mu"].mean() - shifted.mean()) < 0.3
+    res = smp.run({"y": shifted, "shift": 2}, draws=200, tune=200, chains=2, seed=1)
+    assert abs(res.draws["mu"].mean() - (shifted.mean() - 2.0)) < 0.3
     assert res.draws["sigma"].shape == (2, 200) and np.all(res.draws["sigma"] > 0)

@@ -135,6 +135,12 @@ class NUTSSampler:
             import pymc as pm
 
             if data:
+                # in the containers' own dtypes: the Numba functions of "nutpie-cached" take the
+                # arrays as they come, and a new dtype would compile a new specialization
+                data = {
+                    name: np.asarray(v, dtype=self.model[name].dtype, order="C")
+                    for name, v in data.items()
+                }
                 # the initial point is PyMC's function of the model's own data containers: set
                 # them too, or a sampler compiled on other data would start where that data put
                 # it, and the same data and seed would give different draws after other fits
