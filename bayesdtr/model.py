@@ -253,14 +253,14 @@ class DTRModel:
             within 2.8% (``tests/test_gibbs.py``).
         sampler : {"nutpie", "nutpie-jax", "nutpie-cached", "pymc", "numpyro"}
             NUTS implementation for MCMC stages and propensity models. "nutpie" compiles each
-            model in every new process (6-9 s on an idle 2-core machine, 25-30 s the first time
-            on a machine). "nutpie-cached" calls PyTensor's disk-cached Numba functions from
-            Python: about a second per model in a new process once the machine has compiled
-            them, but sampling is 3-5 times slower for small models. "nutpie-jax" is nutpie
-            with its JAX backend (needs JAX): it compiles in a second or two even the first
-            time, but each gradient is slower still. The last two pay for models sampled once
-            (propensity models, a last stage), not for hundreds of imputations
-            (``benchmarks/bench_compile.py``). Each gives its own draws for the same seed.
+            model in every new process (6-8 s on an idle 2-core machine, 16-28 s the first
+            time on a machine). "nutpie-cached" calls PyTensor's disk-cached Numba functions
+            from Python: 0.6-1.3 s per model in a new process once the machine has compiled
+            them, but sampling is 4-7 times slower. "nutpie-jax" is nutpie with its JAX
+            backend (needs JAX): it compiles in under 2 s even the first time, but samples
+            18-45 times slower. The last two pay for models sampled once (propensity models,
+            a last stage), not for hundreds of imputations (``benchmarks/bench_compile.py``).
+            Each gives its own draws for the same seed.
         imputations : int, default 200
             Pseudo-outcome vectors M per earlier MCMC stage (multiple imputation).
         robust : bool, default False

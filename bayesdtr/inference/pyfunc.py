@@ -2,16 +2,19 @@
 
 ``nutpie.compile_pymc_model`` (its Numba backend) wraps the model's PyTensor log-density in two
 ``numba.cfunc`` callbacks that close over the addresses of the model's data; Numba cannot cache
-them, so every process types and lowers the whole log density again (about 5 s per model on an
-idle 2-core machine with PyTensor's cache warm, 25-30 s cold; ``benchmarks/bench_compile.py``).
+them, so every process types and lowers the whole log density again (5.7-8.2 s per model on an
+idle 2-core machine with PyTensor's cache warm, 16-28 s cold; ``benchmarks/results/compile.md``).
 
 :func:`compile_pyfunc` compiles the same two functions (log density with its gradient, and the
 expansion of an unconstrained point to the model's variables) with PyTensor's ``"NUMBA"`` mode,
 whose machine code PyTensor keeps on disk keyed by the generated source, and hands them to
 nutpie as Python callbacks (``nutpie.from_pyfunc``). The model's data containers become explicit
 inputs, so :meth:`with_data` swaps data without compiling. The price is one Python call per
-gradient, under the GIL (the chains of one run take turns), which matters for small models
-sampled many times, not for models sampled once.
+gradient, under the GIL (the chains of one run take turns): this compiles in 0.6-1.3 s with the
+cache warm but samples 4-7 times slower, which pays for models sampled once per process, not for
+small models sampled many times. Its draws differ from the C callbacks' at the 1e-9 level after a
+hundred iterations (the same functions, compiled in another context), so each sampler has its
+own draws for a seed.
 """
 
 from __future__ import annotations

@@ -9,16 +9,17 @@ Compile cost (``benchmarks/bench_compile.py``). With ``sampler="nutpie"`` PyTens
 graph and Numba compiles it; PyTensor keeps the Numba machine code of its graph functions on disk
 (``<base_compiledir>/numba``, keyed by a hash of the function's generated source), so a second
 process skips part of the work, but nutpie's two C callbacks around them (they close over the
-model's data) are typed and compiled again in every process: 6-9 s per model on an idle 2-core
-machine with the disk cache warm, 25-30 s cold. ``sampler="nutpie-cached"``
-(:mod:`bayesdtr.inference.pyfunc`) hands nutpie Python callbacks around PyTensor's cached Numba
-functions instead: about a second per model once the machine has compiled the model's operations
-(the first process on a machine still pays Numba's 10-25 s), but every gradient is a Python call
-and the chains of a run take turns, so sampling is 3-5 times slower for small models.
-``sampler="nutpie-jax"`` builds the same model with nutpie's JAX backend (JAX gradients; JAX is
-an optional extra): it compiles in about a second and a half, cold or warm, but each gradient is
-slower still (about 19 times the C callbacks' sampling time on bmi's propensity model). Both
-suit models sampled once (propensity models, the last stage), not hundreds of imputations.
+model's data) are typed and compiled again in every process: 5.7-8.2 s per model on an idle
+2-core machine with the disk cache warm, 16-28 s cold (``benchmarks/results/compile.md``).
+``sampler="nutpie-cached"`` (:mod:`bayesdtr.inference.pyfunc`) hands nutpie Python callbacks
+around PyTensor's cached Numba functions instead: 0.6-1.3 s per model once the machine has
+compiled the model's operations (the first process on a machine still pays Numba's 10-24 s), but
+every gradient is a Python call and the chains of a run take turns, so a default-size fit
+samples 4-7 times slower than with the C callbacks (2.9-6.4 s against 0.5-1.2 s for the four
+benchmarked models). ``sampler="nutpie-jax"`` builds the same model with nutpie's JAX backend
+(JAX gradients; JAX is an optional extra): it compiles in 1.4-1.7 s, cold or warm, but samples
+18-45 times slower. Both suit models sampled once per process (a propensity model, a last stage:
+in a new process they finish sooner, 3.5-7 s against 6-9 s), not hundreds of imputations.
 Numba's cache index files are pickles, so :func:`check_cache_dir` disables that disk cache (with
 a warning) when its folder is not this user's own or can be written by others.
 """
