@@ -148,19 +148,23 @@ def machine_key() -> str:
     return " ".join([f"cpu={llvm.get_host_cpu_name()}"] + [f"{p}={version(p)}" for p in stack])
 
 
+def machine_recordings() -> dict[str, dict[str, dict[str, list[float]]]]:
+    """``MACHINE_PATH``: case -> machine key -> fingerprint (empty before the first recording)."""
+    return json.loads(MACHINE_PATH.read_text()) if MACHINE_PATH.exists() else {}
+
+
 def nuts_recordings(name: str) -> dict[str, dict[str, list[float]]]:
     """Every recorded fingerprint of a NUTS case: the first recording (machine not recorded) and
     one per machine key."""
     golden = json.loads(PATH.read_text())
-    machines = json.loads(MACHINE_PATH.read_text()) if MACHINE_PATH.exists() else {}
     out = {"first recording": golden[name]} if name in golden else {}
-    return out | machines.get(name, {})
+    return out | machine_recordings().get(name, {})
 
 
 def record_machine() -> None:
     """Add this machine's fingerprints of every NUTS case to ``MACHINE_PATH``."""
     key = machine_key()
-    machines = json.loads(MACHINE_PATH.read_text()) if MACHINE_PATH.exists() else {}
+    machines = machine_recordings()
     for name, case in cases().items():
         if case["mcmc"]:
             machines.setdefault(name, {})[key] = fingerprint_of(name)
