@@ -15,7 +15,7 @@ ENGINES = ("auto", "conjugate", "gibbs", "mcmc")
 SAMPLED_ENGINES = ("gibbs", "mcmc")
 
 #: Samplers for NUTS.
-SAMPLERS = ("nutpie", "nutpie-jax", "nutpie-cached", "pymc", "numpyro")
+SAMPLERS = ("nutpie", "nutpie-jax", "pymc", "numpyro")
 
 #: Outcome families of the final stage.
 FAMILIES = ("gaussian", "bernoulli", "lognormal", "weibull")

@@ -201,7 +201,7 @@ class DTRModel:
         random_seed: int | None = None,
         propagation: Literal["modal", "mean", "predictive", "augmented"] = "modal",
         engine: Literal["auto", "conjugate", "gibbs", "mcmc"] = "auto",
-        sampler: Literal["nutpie", "nutpie-jax", "nutpie-cached", "pymc", "numpyro"] = "nutpie",
+        sampler: Literal["nutpie", "nutpie-jax", "pymc", "numpyro"] = "nutpie",
         imputations: int = 200,
         imputation_tune: int | None = None,
         robust: bool = False,
@@ -251,16 +251,12 @@ class DTRModel:
             is left for Bernoulli stages and user priors. Against NUTS on ``multisite_smart``
             (n = 400) the Gibbs posterior means were within 0.044 posterior SD and the SDs
             within 2.8% (``tests/test_gibbs.py``).
-        sampler : {"nutpie", "nutpie-jax", "nutpie-cached", "pymc", "numpyro"}
-            NUTS implementation for MCMC stages and propensity models. "nutpie" compiles each
-            model in every new process (6-8 s on an idle 2-core machine, 16-28 s the first
-            time on a machine). "nutpie-cached" calls PyTensor's disk-cached Numba functions
-            from Python: 0.6-1.3 s per model in a new process once the machine has compiled
-            them, but sampling is 4-7 times slower. "nutpie-jax" is nutpie with its JAX
-            backend (needs JAX): it compiles in under 2 s even the first time, but samples
-            18-45 times slower. The last two pay for models sampled once (propensity models,
-            a last stage), not for hundreds of imputations (``benchmarks/bench_compile.py``).
-            Each gives its own draws for the same seed.
+        sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
+            NUTS implementation for MCMC stages and propensity models. "nutpie-jax" is nutpie
+            with its JAX backend (needs JAX): it compiles a model in seconds where Numba takes
+            tens of seconds, but each gradient is slower, so it pays for models sampled once
+            (propensity models, a last stage), not for hundreds of imputations
+            (``benchmarks/bench_compile.py``).
         imputations : int, default 200
             Pseudo-outcome vectors M per earlier MCMC stage (multiple imputation).
         robust : bool, default False

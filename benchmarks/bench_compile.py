@@ -12,8 +12,8 @@ compile, not the sampling, is what is timed):
 
 Each model and sampler runs in fresh Python processes sharing one set of on-disk caches:
 ``cold`` (empty cache directories: ``PYTENSOR_FLAGS=base_compiledir=`` and ``NUMBA_CACHE_DIR=``
-point at a new temporary folder), then, for the samplers that use PyTensor's disk cache
-(``nutpie``, ``nutpie-cached``), ``warm`` (a second process, same folders). In each process the
+point at a new temporary folder), then, for ``nutpie`` (which uses PyTensor's disk cache),
+``warm`` (a second process, same folders). In each process the
 model is fitted twice at a tiny size (``refit``: in-process reuse of the compiled sampler, expect
 0), once at the library's default size, 4 chains x (1,000 tune + 1,000 draws) (``long``: what
 sampling costs with each sampler), and, after ``clear_cache()``, compiled again (``recompile``:
@@ -53,7 +53,7 @@ MODELS = ("propensity", "bernoulli", "hierarchical", "survival")
 FIT = dict(draws=100, tune=100, chains=2, imputations=2, progressbar=False, warn=False)
 #: A fit at the library's default size, once the sampler is compiled: what sampling costs.
 LONG = dict(draws=1000, tune=1000, chains=4)
-SAMPLERS = ("nutpie", "nutpie-jax", "nutpie-cached")
+SAMPLERS = ("nutpie", "nutpie-jax")
 
 
 # ---------------------------------------------------------------------------------------- child
@@ -200,7 +200,7 @@ def main() -> None:
         for sampler in args.samplers:
             with tempfile.TemporaryDirectory(prefix="bench-compile-") as tmp:
                 # JAX keeps no compiled code on disk here: one (cold) process tells it all
-                for process in ("cold", "warm") if sampler != "nutpie-jax" else ("cold",):
+                for process in ("cold", "warm") if sampler == "nutpie" else ("cold",):
                     r = run_child(name, sampler, Path(tmp), 900)
                     r |= {"model": name, "sampler": sampler, "process": process}
                     rows.append(r)

@@ -370,7 +370,7 @@ def main() -> None:
     ap.add_argument(
         "--bmi-samplers",
         nargs="+",
-        choices=("nutpie", "nutpie-jax", "nutpie-cached"),
+        choices=("nutpie", "nutpie-jax"),
         default=["nutpie"],
         help="NUTS samplers of the bmi case (one mcmc row each; the conjugate row uses the first)",
     )

@@ -857,7 +857,7 @@ def test_print_model_mentions_stages_formulas_priors_and_fit(capsys):
             r"propagation='bogus' is not one of \['mean', 'predictive', 'augmented', 'modal'\]",
         ),
         ({"engine": "bogus"}, r"engine='bogus' is not one of \['auto', 'conjugate', 'gibbs', 'mcmc'\]"),
-        ({"sampler": "bogus"}, r"sampler='bogus' is not one of \['nutpie', 'nutpie-jax', 'nutpie-cached', 'pymc', 'numpyro'\]"),
+        ({"sampler": "bogus"}, r"sampler='bogus' is not one of \['nutpie', 'nutpie-jax', 'pymc', 'numpyro'\]"),
         ({"random_seed": -1}, r"random_seed= must be a non-negative integer or None; got -1"),
         ({"random_seed": 1.5}, r"random_seed= must be a non-negative integer or None; got 1.5"),
     ],

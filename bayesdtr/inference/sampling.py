@@ -9,19 +9,12 @@ Compile cost (``benchmarks/bench_compile.py``). With ``sampler="nutpie"`` PyTens
 graph and Numba compiles it; PyTensor keeps the Numba machine code of its graph functions on disk
 (``<base_compiledir>/numba``, keyed by a hash of the function's generated source), so a second
 process skips part of the work, but nutpie's two C callbacks around them (they close over the
-model's data) are typed and compiled again in every process: 5.7-8.2 s per model on an idle
-2-core machine with the disk cache warm, 16-28 s cold (``benchmarks/results/compile.md``).
-``sampler="nutpie-cached"`` (:mod:`bayesdtr.inference.pyfunc`) hands nutpie Python callbacks
-around PyTensor's cached Numba functions instead: 0.6-1.3 s per model once the machine has
-compiled the model's operations (the first process on a machine still pays Numba's 10-24 s), but
-every gradient is a Python call and the chains of a run take turns, so a default-size fit
-samples 4-7 times slower than with the C callbacks (2.9-6.4 s against 0.5-1.2 s for the four
-benchmarked models). ``sampler="nutpie-jax"`` builds the same model with nutpie's JAX backend
-(JAX gradients; JAX is an optional extra): it compiles in 1.4-1.7 s, cold or warm, but samples
-18-45 times slower. Both suit models sampled once per process (a propensity model, a last stage:
-in a new process they finish sooner, 3.5-7 s against 6-9 s), not hundreds of imputations.
-Numba's cache index files are pickles, so :func:`check_cache_dir` disables that disk cache (with
-a warning) when its folder is not this user's own or can be written by others.
+model's data) are compiled again in every process. ``sampler="nutpie-jax"`` builds the same
+model with nutpie's JAX backend (JAX gradients; JAX is an optional extra): it compiles in about
+a second and a half, but every log-density call goes through Python, so each gradient is
+slower; it suits models sampled once (propensity models, the last stage), not hundreds of
+imputations. Numba's cache index files are pickles, so :func:`check_cache_dir` disables that
+disk cache (with a warning) when its folder is not this user's own or can be written by others.
 """
 
 from __future__ import annotations
@@ -53,10 +46,9 @@ __all__ = [
 _CACHE: OrderedDict[tuple, NUTSSampler] = OrderedDict()
 CACHE_SIZE = 32
 
-Sampler = Literal["nutpie", "nutpie-jax", "nutpie-cached", "pymc", "numpyro"]
-#: The samplers that run nutpie (Numba C callbacks, JAX, or Python callbacks around cached Numba
-#: functions): compiled once, data swapped by ``with_data``.
-NUTPIE = ("nutpie", "nutpie-jax", "nutpie-cached")
+Sampler = Literal["nutpie", "nutpie-jax", "pymc", "numpyro"]
+#: The samplers that run nutpie (Numba or JAX backend): compiled once, data swapped by ``with_data``.
+NUTPIE = ("nutpie", "nutpie-jax")
 
 
 @dataclass
@@ -78,10 +70,10 @@ class NUTSSampler:
     _compiled: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.sampler not in (*NUTPIE, "pymc", "numpyro"):
+        if self.sampler not in ("nutpie", "nutpie-jax", "pymc", "numpyro"):
             raise FitError(
-                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'nutpie-jax', "
-                "'nutpie-cached', 'pymc' or 'numpyro'."
+                f"sampler={self.sampler!r} is not supported; use 'nutpie', 'nutpie-jax', 'pymc' "
+                "or 'numpyro'."
             )
         if self.sampler == "nutpie-jax":
             try:
@@ -106,10 +98,6 @@ class NUTSSampler:
             t0 = time.perf_counter()
             if self.sampler == "nutpie":
                 self._compiled = nutpie.compile_pymc_model(self.model, freeze_model=False)
-            elif self.sampler == "nutpie-cached":
-                from bayesdtr.inference.pyfunc import compile_pyfunc
-
-                self._compiled = compile_pyfunc(self.model)
             else:
                 self._compiled = nutpie.compile_pymc_model(
                     self.model, backend="jax", gradient_backend="jax", freeze_model=False
@@ -136,12 +124,6 @@ class NUTSSampler:
             import pymc as pm
 
             if data:
-                # in the containers' own dtypes: the Numba functions of "nutpie-cached" take the
-                # arrays as they come, and a new dtype would compile a new specialization
-                data = {
-                    name: np.asarray(v, dtype=self.model[name].dtype, order="C")
-                    for name, v in data.items()
-                }
                 # the initial point is PyMC's function of the model's own data containers: set
                 # them too, or a sampler compiled on other data would start where that data put
                 # it, and the same data and seed would give different draws after other fits
