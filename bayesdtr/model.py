@@ -252,11 +252,12 @@ class DTRModel:
             (n = 400) the Gibbs posterior means were within 0.044 posterior SD and the SDs
             within 2.8% (``tests/test_gibbs.py``).
         sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
-            NUTS implementation for MCMC stages and propensity models. "nutpie-jax" is nutpie
-            with its JAX backend (needs JAX): it compiles a model in seconds where Numba takes
-            tens of seconds, but each gradient is slower, so it pays for models sampled once
-            (propensity models, a last stage), not for hundreds of imputations
-            (``benchmarks/bench_compile.py``).
+            NUTS implementation for MCMC stages and propensity models. "nutpie" compiles a
+            model once per machine (16-28 s on an idle 2-core machine) and loads it from
+            PyTensor's disk cache in later processes (about a second). "nutpie-jax" is nutpie
+            with its JAX backend (needs JAX): under 2 s to compile even the first time, but it
+            samples 18-45 times slower, so it pays only for a model sampled once on a machine
+            that has not compiled it (``benchmarks/bench_compile.py``).
         imputations : int, default 200
             Pseudo-outcome vectors M per earlier MCMC stage (multiple imputation).
         robust : bool, default False

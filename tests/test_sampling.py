@@ -68,7 +68,8 @@ def test_fit_lists_nutpie_jax_among_the_samplers():
 
 @pytest.mark.integration
 def test_nutpie_jax_agrees_with_numba_on_a_propensity_model():
-    """The JAX backend samples the same posterior (propensity coefficients of two_stage_cont)."""
+    """The JAX backend samples the same posterior (propensity coefficients of two_stage_cont),
+    with the same draws for the same seed."""
     pytest.importorskip("jax")
     import numpy as np
 
@@ -79,11 +80,69 @@ def test_nutpie_jax_agrees_with_numba_on_a_propensity_model():
     for sampler in ("nutpie", "nutpie-jax"):
         post = model.fit(sampler=sampler, random_seed=5, **kw)
         gam[sampler] = post.propensities[0].gamma
-        if sampler == "nutpie-jax":
-            again = model.fit(sampler=sampler, random_seed=5, **kw)
-            np.testing.assert_array_equal(again.propensities[0].gamma, gam[sampler])
+    again = model.fit(sampler="nutpie-jax", random_seed=5, **kw)
+    np.testing.assert_array_equal(again.propensities[0].gamma, gam["nutpie-jax"])
     sd = gam["nutpie"].std(axis=0)
     gap = np.abs(gam["nutpie"].mean(axis=0) - gam["nutpie-jax"].mean(axis=0)) / sd
     assert gap.max() < 0.35, gap
     ratio = gam["nutpie-jax"].std(axis=0) / sd
     assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
+
+
+TOY = """
+import numpy as np
+import pymc as pm
+
+rng = np.random.default_rng(0)
+with pm.Model() as toy:
+    y = pm.Data("y", rng.normal(0.0, 1.0, size=40))
+    shift = pm.Data("shift", 0.0)  # a 0-d container, as the models' counts are
+    mu = pm.Normal("mu", 0.0, 100.0)
+    sigma = pm.HalfNormal("sigma", 5.0)
+    pm.Normal("obs", mu + shift, sigma, observed=y)
+"""
+
+
+@pytest.mark.integration
+def test_cached_callbacks_give_nutpie_draws_and_swap_data():
+    """The disk-cacheable C callbacks give the draws of nutpie's own, and ``run`` swaps a vector
+    and a 0-d data container."""
+    import numpy as np
+    import nutpie
+
+    from bayesdtr.inference.cached_cfunc import compile_cached
+
+    env: dict = {}
+    exec(TOY, env)
+    toy = env["toy"]
+    kw = dict(draws=100, tune=100, chains=2, seed=3, progress_bar=False)
+    ours = nutpie.sample(compile_cached(toy), **kw)
+    theirs = nutpie.sample(nutpie.compile_pymc_model(toy, freeze_model=False), **kw)
+    for name in ("mu", "sigma"):
+        np.testing.assert_array_equal(ours.posterior[name].values, theirs.posterior[name].values)
+
+    smp = NUTSSampler(toy)
+    shifted = np.random.default_rng(1).normal(10.0, 1.0, size=60)
+    res = smp.run({"y": shifted, "shift": 2}, draws=200, tune=200, chains=2, seed=1)
+    assert abs(res.draws["mu"].mean() - (shifted.mean() - 2.0)) < 0.3
+    assert res.draws["sigma"].shape == (2, 200) and np.all(res.draws["sigma"] > 0)
+
+
+@pytest.mark.integration
+def test_a_new_process_loads_the_callbacks_from_disk(tmp_path):
+    """The second process finds both callbacks in PyTensor's Numba cache."""
+    import subprocess
+
+    code = TOY + (
+        "from bayesdtr.inference.cached_cfunc import compile_cached\n"
+        "m = compile_cached(toy)\n"
+        "print(m.compiled_logp_func.cache_hits, m.compiled_expand_func.cache_hits)\n"
+    )
+    env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}"}
+    hits = []
+    for _ in range(2):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
+        hits.append(out.stdout.split())
+    assert hits == [["0", "0"], ["1", "1"]], hits

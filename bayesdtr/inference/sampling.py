@@ -1,20 +1,24 @@
 """NUTS runs: compile a stage model once, then sample it on swapped data.
 
-nutpie (the default) compiles the model once (``compile_pymc_model(freeze_model=False)``) and
-each imputation swaps the data with ``with_data``. ``sampler="pymc"`` and ``"numpyro"`` go through
-``pm.sample`` with ``pm.set_data``; PyMC recompiles on every call (see STACK.md), which the
-benchmarks measure.
+nutpie (the default) compiles the model once per process and each imputation swaps the data with
+``with_data``. ``sampler="pymc"`` and ``"numpyro"`` go through ``pm.sample`` with
+``pm.set_data``; PyMC recompiles on every call (see STACK.md), which the benchmarks measure.
 
-Compile cost (``benchmarks/bench_compile.py``). With ``sampler="nutpie"`` PyTensor rewrites the
-graph and Numba compiles it; PyTensor keeps the Numba machine code of its graph functions on disk
-(``<base_compiledir>/numba``, keyed by a hash of the function's generated source), so a second
-process skips part of the work, but nutpie's two C callbacks around them (they close over the
-model's data) are compiled again in every process. ``sampler="nutpie-jax"`` builds the same
-model with nutpie's JAX backend (JAX gradients; JAX is an optional extra): it compiles in about
-a second and a half, but every log-density call goes through Python, so each gradient is
-slower; it suits models sampled once (propensity models, the last stage), not hundreds of
-imputations. Numba's cache index files are pickles, so :func:`check_cache_dir` disables that
-disk cache (with a warning) when its folder is not this user's own or can be written by others.
+Compile cost (``benchmarks/bench_compile.py``). PyTensor rewrites the graph and Numba compiles it;
+PyTensor keeps the Numba machine code of its graph functions on disk (``<base_compiledir>/numba``,
+keyed by a hash of each function's generated source). ``nutpie.compile_pymc_model`` wraps them
+in two C callbacks that close over the model's data, which Numba cannot cache: every process
+typed and compiled them again, 5.7-8.2 s per model on an idle 2-core machine with the disk cache
+warm (16-28 s cold). :func:`~bayesdtr.inference.cached_cfunc.compile_cached` builds the same
+callbacks from source that reads the data through the user-data pointer and caches them with
+PyTensor's functions, so a later process loads them from disk; the draws are the same as
+nutpie's own callbacks'. ``sampler="nutpie-jax"`` builds the model with nutpie's JAX backend
+(JAX is an optional extra): 1.4-1.7 s to compile even the first time on a machine, but every
+log-density call goes through Python, and a default-size fit samples 18-45 times slower (d49d02e's
+``benchmarks/results/compile.md``); it suits a model sampled once in a new process on a machine
+that has never compiled it, not hundreds of imputations.
+Numba's cache index files are pickles, so :func:`check_cache_dir` disables that disk cache (with
+a warning) when its folder is not this user's own or can be written by others.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ class NUTSSampler:
     _compiled: object = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.sampler not in ("nutpie", "nutpie-jax", "pymc", "numpyro"):
+        if self.sampler not in (*NUTPIE, "pymc", "numpyro"):
             raise FitError(
                 f"sampler={self.sampler!r} is not supported; use 'nutpie', 'nutpie-jax', 'pymc' "
                 "or 'numpyro'."
@@ -97,7 +101,9 @@ class NUTSSampler:
             check_cache_dir()
             t0 = time.perf_counter()
             if self.sampler == "nutpie":
-                self._compiled = nutpie.compile_pymc_model(self.model, freeze_model=False)
+                from bayesdtr.inference.cached_cfunc import compile_cached
+
+                self._compiled = compile_cached(self.model)
             else:
                 self._compiled = nutpie.compile_pymc_model(
                     self.model, backend="jax", gradient_backend="jax", freeze_model=False
@@ -124,6 +130,11 @@ class NUTSSampler:
             import pymc as pm
 
             if data:
+                # in the containers' own dtypes and C order, as the compiled callbacks read them
+                data = {
+                    name: np.asarray(v, dtype=self.model[name].dtype, order="C")
+                    for name, v in data.items()
+                }
                 # the initial point is PyMC's function of the model's own data containers: set
                 # them too, or a sampler compiled on other data would start where that data put
                 # it, and the same data and seed would give different draws after other fits
