@@ -253,7 +253,7 @@ class DTRModel:
             within 2.8% (``tests/test_gibbs.py``).
         sampler : {"nutpie", "nutpie-jax", "pymc", "numpyro"}
             NUTS implementation for MCMC stages and propensity models. "nutpie" compiles a
-            model once per machine (16-28 s on an idle 2-core machine) and loads it from
+            model once per machine (13-23 s on an idle 2-core machine) and loads it from
             PyTensor's disk cache in later processes (about a second). "nutpie-jax" is nutpie
             with its JAX backend (needs JAX): under 2 s to compile even the first time, but it
             samples 18-45 times slower, so it pays only for a model sampled once on a machine

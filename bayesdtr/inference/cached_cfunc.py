@@ -3,7 +3,7 @@
 ``nutpie.compile_pymc_model`` (its Numba backend) wraps the model's PyTensor log density in two
 ``numba.cfunc`` callbacks that close over the model's data; Numba cannot cache them, so every
 process types and compiles the whole log density again (5.7-8.2 s per model on an idle 2-core
-machine with PyTensor's cache warm, 16-28 s cold; ``benchmarks/results/compile.md``).
+machine with PyTensor's cache warm, 16-28 s cold; d49d02e's ``benchmarks/results/compile.md``).
 
 :func:`compile_cached` builds the same two callbacks from generated source that reads the data
 through the callbacks' user-data pointer (nutpie's own record of data addresses and shapes), so
@@ -12,7 +12,8 @@ under a key made of PyTensor's keys of the two graph functions it calls, the lay
 and a template version. A later process loads the compiled callbacks from disk instead of
 compiling them. The cache is PyTensor's (``<base_compiledir>/numba``), so
 :func:`~bayesdtr.inference.sampling.check_cache_dir` guards it as before; where that cache is off,
-the callbacks are compiled as nutpie would.
+the callbacks are compiled as nutpie would. Everything is compiled without Numba's fast-math
+flags, so that the first process on a machine draws what later ones draw.
 """
 
 from __future__ import annotations
@@ -122,6 +123,17 @@ def compile_cached(model: pm.Model):
     nutpie.compile_pymc.CompiledPyMCModel
         Sample it with ``nutpie.sample``; ``.with_data(name=array)`` swaps a container's value.
     """
+    import pytensor
+
+    # Numba's fast-math flags let LLVM reassociate and contract a function differently when it is
+    # compiled together with its callees (the first process on a machine) than when the callees
+    # come from the cache, so the same seed gave other draws in that first process
+    # (``benchmarks/diag_cold_warm.py``); IEEE arithmetic gives the same bits either way
+    with pytensor.config.change_flags(numba__fastmath=False):
+        return _compile_cached(model)
+
+
+def _compile_cached(model: pm.Model):
     global _AS_POINTER
     import numba
     import pytensor

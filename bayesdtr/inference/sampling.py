@@ -11,8 +11,9 @@ in two C callbacks that close over the model's data, which Numba cannot cache: e
 typed and compiled them again, 5.7-8.2 s per model on an idle 2-core machine with the disk cache
 warm (16-28 s cold). :func:`~bayesdtr.inference.cached_cfunc.compile_cached` builds the same
 callbacks from source that reads the data through the user-data pointer and caches them with
-PyTensor's functions, so a later process loads them from disk; the draws are the same as
-nutpie's own callbacks'. ``sampler="nutpie-jax"`` builds the model with nutpie's JAX backend
+PyTensor's functions, so a later process loads them from disk. It compiles without Numba's
+fast-math flags: with them, the first process on a machine (everything compiled together) drew
+other numbers than later ones for the same seed (``benchmarks/diag_cold_warm.py``). ``sampler="nutpie-jax"`` builds the model with nutpie's JAX backend
 (JAX is an optional extra): 1.4-1.7 s to compile even the first time on a machine, but every
 log-density call goes through Python, and a default-size fit samples 18-45 times slower (d49d02e's
 ``benchmarks/results/compile.md``); it suits a model sampled once in a new process on a machine
