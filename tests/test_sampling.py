@@ -153,3 +153,20 @@ def test_a_new_process_loads_the_callbacks_from_disk_and_draws_the_same(tmp_path
         hits.append(out.stdout.split()[-3:])
     assert [h[:2] for h in hits] == [["0", "0"], ["1", "1"]], hits
     assert hits[0][2] == hits[1][2], hits
+
+
+@pytest.mark.integration
+def test_cached_callbacks_compile_without_a_disk_cache(numba_cache):
+    """Where ``check_cache_dir`` turned PyTensor's cache off, the callbacks are compiled in the
+    process (nothing is written or read) and still sample."""
+    import nutpie
+
+    from bayesdtr.inference.cached_cfunc import compile_cached
+
+    env: dict = {}
+    exec(TOY, env)
+    pytensor.config.numba__cache = False
+    m = compile_cached(env["toy"])
+    assert m.compiled_logp_func.cache_hits == 0
+    t = nutpie.sample(m, draws=50, tune=50, chains=1, seed=1, progress_bar=False)
+    assert t.posterior["mu"].shape == (1, 50)
