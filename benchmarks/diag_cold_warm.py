@@ -38,7 +38,14 @@ def child(name: str) -> str:
 
     model, kw = build(name)
     post = model.fit(
-        random_seed=3, draws=100, tune=100, chains=2, imputations=2, progressbar=False, warn=False, **kw
+        random_seed=3,
+        draws=100,
+        tune=100,
+        chains=2,
+        imputations=2,
+        progressbar=False,
+        warn=False,
+        **kw,
     )
     fit = post.fits[-1]
     steps = fit.stats.get("n_steps")
@@ -51,7 +58,9 @@ def child(name: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("model", choices=("propensity", "bernoulli", "hierarchical", "survival"))
     ap.add_argument("--processes", type=int, default=3)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -67,7 +76,10 @@ def main() -> None:
         for i in range(args.processes):
             out = subprocess.run(
                 [sys.executable, __file__, args.model, "--child"],
-                capture_output=True, text=True, env=env, check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
             )
             print("cold" if i == 0 else "warm", out.stdout.strip().splitlines()[-1], flush=True)
 

@@ -18,6 +18,7 @@ flags, so that the first process on a machine draws what later ones draw.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from typing import TYPE_CHECKING
@@ -73,8 +74,9 @@ def {name}(dim, expanded, x_, out_, user_data_):
 """
 
 
+@functools.cache
 def _as_pointer():
-    """A Numba intrinsic: an integer address as a void pointer."""
+    """A Numba intrinsic: an integer address as a void pointer (built once, when first asked)."""
     from numba.core import cgutils, types
     from numba.extending import intrinsic
 
@@ -88,9 +90,6 @@ def _as_pointer():
         return sig, codegen
 
     return as_pointer
-
-
-_AS_POINTER = None
 
 
 def _unpack_source(keys: list[str], ndims: list[int]) -> str:
@@ -134,7 +133,6 @@ def compile_cached(model: pm.Model):
 
 
 def _compile_cached(model: pm.Model):
-    global _AS_POINTER
     import numba
     import pytensor
     import pytensor.tensor as pt
@@ -152,6 +150,10 @@ def _compile_cached(model: pm.Model):
         model=model, default_strategy="support_point", jitter_rvs=set(free), return_transformed=True
     )
     point0 = point_fn(0)
+
+    def flat(point: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names])
+
     shapes = [tuple(np.shape(point0[name])) for name in names]
     sizes = [int(np.prod(s, dtype=int)) for s in shapes]
     n_dim = int(sum(sizes))
@@ -192,7 +194,9 @@ def _compile_cached(model: pm.Model):
         logp_fn = compile_pymc(ins, [logp, grad], mode="NUMBA")
         expand_fn = compile_pymc(ins, [joined], mode="NUMBA", on_unused_input="ignore")
         shape_fn = pytensor.function(
-            ins, [pt.as_tensor(o).shape for o in expanded], mode="FAST_COMPILE",
+            ins,
+            [pt.as_tensor(o).shape for o in expanded],
+            mode="FAST_COMPILE",
             on_unused_input="ignore",
         )
 
@@ -202,14 +206,14 @@ def _compile_cached(model: pm.Model):
         arr = np.array(v.get_value(), order="C", copy=True)
         arr.flags.writeable = False
         data[key] = arr
-    flat0 = np.concatenate([np.asarray(point0[n], dtype="float64").ravel() for n in names])
-    out_shapes = [tuple(int(d) for d in s) for s in shape_fn(flat0, *data.values())]
+    out_shapes = [tuple(int(d) for d in s) for s in shape_fn(flat(point0), *data.values())]
     out_sizes = [int(np.prod(s, dtype=int)) for s in out_shapes]
     n_expanded = int(sum(out_sizes))
     out_bounds = np.cumsum([0, *out_sizes])
     slices = [slice(int(a), int(b)) for a, b in zip(out_bounds[:-1], out_bounds[1:], strict=True)]
 
-    user_data = make_user_data(dict(zip(shared, keys, strict=True)), data)
+    var_keys = dict(zip(shared, keys, strict=True))
+    user_data = make_user_data(var_keys, data)
     ndims = [data[k].ndim for k in keys]
     args = "".join(f", d{i}" for i in range(len(keys)))
     unpack = _unpack_source(keys, ndims)
@@ -222,12 +226,10 @@ def _compile_cached(model: pm.Model):
     cache = bool(pytensor.config.numba__cache) and all(inner)
     layout = f"{user_data.dtype.descr} {[str(data[k].dtype) for k in keys]} {ndims}"
 
-    if _AS_POINTER is None:
-        _AS_POINTER = _as_pointer()
     env = {
         "__name__": __name__,
         "carray": numba.carray,
-        "as_pointer": _AS_POINTER,
+        "as_pointer": _as_pointer(),
         "np": np,
         "record_dtype": user_data.dtype,
         "logp_fn": logp_jit,
@@ -236,8 +238,12 @@ def _compile_cached(model: pm.Model):
     }
     T = numba.types
     signatures = {
-        "logp": T.int64(T.uint64, T.CPointer(T.double), T.CPointer(T.double), T.CPointer(T.double), T.voidptr),
-        "expand": T.int64(T.uint64, T.uint64, T.CPointer(T.double), T.CPointer(T.double), T.voidptr),
+        "logp": T.int64(
+            T.uint64, T.CPointer(T.double), T.CPointer(T.double), T.CPointer(T.double), T.voidptr
+        ),
+        "expand": T.int64(
+            T.uint64, T.uint64, T.CPointer(T.double), T.CPointer(T.double), T.voidptr
+        ),
     }
     callbacks = {}
     for what, template in (("logp", LOGP_SRC), ("expand", EXPAND_SRC)):
@@ -245,7 +251,9 @@ def _compile_cached(model: pm.Model):
             f"{TEMPLATE_VERSION} {what} {inner} {layout} {n_dim} {n_expanded}".encode()
         ).hexdigest()
         name = f"{what}_{digest[:20]}"
-        src = template.format(name=name, n_dim=n_dim, n_expanded=n_expanded, unpack=unpack, args=args)
+        src = template.format(
+            name=name, n_dim=n_dim, n_expanded=n_expanded, unpack=unpack, args=args
+        )
         py = compile_numba_function_src(
             src, name, global_env=dict(env), cache_key=digest if cache else None
         )
@@ -255,8 +263,7 @@ def _compile_cached(model: pm.Model):
 
     def initial_point(seed):
         with lock:  # PyMC's initial-point function is not thread-safe
-            point = point_fn(seed)
-        return np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names])
+            return flat(point_fn(seed))
 
     return CompiledPyMCModel(
         _n_dim=n_dim,
@@ -267,13 +274,15 @@ def _compile_cached(model: pm.Model):
         compiled_expand_func=callbacks["expand"],
         initial_point_func=initial_point,
         shared_data=data,
-        shared_var_keys=dict(zip(shared, keys, strict=True)),
+        shared_var_keys=var_keys,
         user_data=user_data,
         n_expanded=n_expanded,
         shape_info=(out_names, slices, out_shapes),
         logp_func=logp_fn,
         expand_func=expand_fn,
         reparameterized_names=[
-            model.rvs_to_values[rv].name for rv in free if model.rvs_to_transforms.get(rv) is not None
+            model.rvs_to_values[rv].name
+            for rv in free
+            if model.rvs_to_transforms.get(rv) is not None
         ],
     )

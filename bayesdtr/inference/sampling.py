@@ -1,8 +1,9 @@
 """NUTS runs: compile a stage model once, then sample it on swapped data.
 
-nutpie (the default) compiles the model once per process and each imputation swaps the data with
-``with_data``. ``sampler="pymc"`` and ``"numpyro"`` go through ``pm.sample`` with
-``pm.set_data``; PyMC recompiles on every call (see STACK.md), which the benchmarks measure.
+nutpie (the default) compiles the model once (later processes load it from disk) and each
+imputation swaps the data with ``with_data`` (which copies it in the containers' dtypes, C
+order). ``sampler="pymc"`` and ``"numpyro"`` go through ``pm.sample`` with ``pm.set_data``; PyMC
+recompiles on every call (see STACK.md), which the benchmarks measure.
 
 Compile cost (``benchmarks/bench_compile.py``). PyTensor rewrites the graph and Numba compiles it;
 PyTensor keeps the Numba machine code of its graph functions on disk (``<base_compiledir>/numba``,
@@ -13,9 +14,10 @@ warm (16-28 s cold). :func:`~bayesdtr.inference.cached_cfunc.compile_cached` bui
 callbacks from source that reads the data through the user-data pointer and caches them with
 PyTensor's functions, so a later process loads them from disk. It compiles without Numba's
 fast-math flags: with them, the first process on a machine (everything compiled together) drew
-other numbers than later ones for the same seed (``benchmarks/diag_cold_warm.py``). ``sampler="nutpie-jax"`` builds the model with nutpie's JAX backend
-(JAX is an optional extra): 1.4-1.7 s to compile even the first time on a machine, but every
-log-density call goes through Python, and a default-size fit samples 18-45 times slower (d49d02e's
+other numbers than later ones for the same seed (``benchmarks/diag_cold_warm.py``).
+``sampler="nutpie-jax"`` builds the model with nutpie's JAX backend (JAX is an optional extra):
+1.4-1.7 s to compile even the first time on a machine, but every log-density call goes through
+Python, and a default-size fit samples 18-45 times slower (d49d02e's
 ``benchmarks/results/compile.md``); it suits a model sampled once in a new process on a machine
 that has never compiled it, not hundreds of imputations.
 Numba's cache index files are pickles, so :func:`check_cache_dir` disables that disk cache (with
@@ -131,11 +133,6 @@ class NUTSSampler:
             import pymc as pm
 
             if data:
-                # in the containers' own dtypes and C order, as the compiled callbacks read them
-                data = {
-                    name: np.asarray(v, dtype=self.model[name].dtype, order="C")
-                    for name, v in data.items()
-                }
                 # the initial point is PyMC's function of the model's own data containers: set
                 # them too, or a sampler compiled on other data would start where that data put
                 # it, and the same data and seed would give different draws after other fits
